@@ -1,0 +1,141 @@
+"""A patient's depression treatment history: pure, typed, validated values with no I/O.
+
+Doses are normalised to milligrams per day before they reach these types (the adapters convert
+units); agents are canonical generic names from the formulary.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trdstage.domain.enums import (
+    Adherence,
+    CourseKind,
+    Laterality,
+    Outcome,
+    Scale,
+    Severity,
+    Sex,
+)
+
+
+class DomainModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_period(start: date, end: date | None, what: str) -> None:
+    if end is not None and end < start:
+        raise ValueError(f"{what}: end {end.isoformat()} is before start {start.isoformat()}")
+
+
+NonNegativeMg = Annotated[float, Field(ge=0)]
+
+
+class DoseStep(DomainModel):
+    """One dated daily dose. `end` None means ongoing at the assessment date."""
+
+    start: date
+    end: date | None = None
+    daily_dose_mg: NonNegativeMg | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> Self:
+        _check_period(self.start, self.end, "dose step")
+        return self
+
+
+class AddedAgent(DomainModel):
+    """An agent added to a regimen: an augmenter (lithium, T3, an atypical antipsychotic) or a
+    second antidepressant (combination). Its outcome, when absent, is the regimen's."""
+
+    agent: str
+    steps: list[DoseStep] = Field(min_length=1)
+    adherence: Adherence | None = None
+    outcome: Outcome | None = None
+
+
+class MedicationRegimen(DomainModel):
+    id: str | None = None
+    agent: str
+    steps: list[DoseStep] = Field(min_length=1)
+    adherence: Adherence = Adherence.unknown
+    outcome: Outcome | None = None
+    added: list[AddedAgent] = Field(default_factory=list)
+
+    @property
+    def start(self) -> date:
+        return min(s.start for s in self.steps)
+
+
+class ECTCourse(DomainModel):
+    id: str | None = None
+    start: date
+    end: date | None = None
+    sessions: int | None = Field(default=None, ge=0)
+    laterality: Laterality = Laterality.unknown
+    outcome: Outcome | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> Self:
+        _check_period(self.start, self.end, "ECT course")
+        return self
+
+
+class TreatmentCourse(DomainModel):
+    """rTMS/iTBS, VNS, DBS, ketamine/esketamine or psychotherapy: outside Thase & Rush, needed by
+    the later models and by the advice."""
+
+    id: str | None = None
+    kind: CourseKind
+    modality: str | None = None  # e.g. "CBT", "IV", "intranasal"
+    start: date
+    end: date | None = None
+    sessions: int | None = Field(default=None, ge=0)
+    outcome: Outcome | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> Self:
+        _check_period(self.start, self.end, f"{self.kind} course")
+        return self
+
+
+class RatingReading(DomainModel):
+    scale: Scale
+    date: date
+    total: float = Field(ge=0)
+    items: list[int] | None = None  # PHQ-9 items 1..9, each 0..3
+
+
+class Episode(DomainModel):
+    id: str | None = None
+    onset: date
+    end: date | None = None
+    severity: Severity | None = None
+    psychotic_features: bool = False
+    flags: list[str] = Field(default_factory=list)  # e.g. bipolar_features
+    medications: list[MedicationRegimen] = Field(default_factory=list)
+    ect: list[ECTCourse] = Field(default_factory=list)
+    courses: list[TreatmentCourse] = Field(default_factory=list)
+    ratings: list[RatingReading] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _period(self) -> Self:
+        _check_period(self.onset, self.end, "episode")
+        return self
+
+
+class Patient(DomainModel):
+    id: str = "patient"
+    birth_date: date | None = None
+    sex: Sex = Sex.unknown
+    flags: list[str] = Field(default_factory=list)
+    episodes: list[Episode] = Field(min_length=1)
+
+    def current_episode(self, as_of: date) -> Episode:
+        """The episode with the latest onset on or before `as_of` (the first one if none is)."""
+        started = [e for e in self.episodes if e.onset <= as_of]
+        pool = started or self.episodes
+        return max(pool, key=lambda e: e.onset)

@@ -1,0 +1,51 @@
+"""Small date arithmetic shared by the engine: periods, overlaps and unions of intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+DAYS_PER_WEEK = 7
+DAYS_PER_MONTH = 365.25 / 12
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A half-open period [start, end) in days; `end` is the recorded end or the as-of date."""
+
+    start: date
+    end: date
+
+    @property
+    def days(self) -> int:
+        return max(0, (self.end - self.start).days)
+
+    def overlap_days(self, other: Period) -> int:
+        lo = max(self.start, other.start)
+        hi = min(self.end, other.end)
+        return max(0, (hi - lo).days)
+
+
+def union_days(periods: list[Period]) -> int:
+    """Days covered by at least one period (overlaps counted once)."""
+    total = 0
+    cur_start: date | None = None
+    cur_end: date | None = None
+    for p in sorted(periods, key=lambda p: p.start):
+        if cur_end is None or cur_start is None or p.start > cur_end:
+            if cur_end is not None and cur_start is not None:
+                total += (cur_end - cur_start).days
+            cur_start, cur_end = p.start, p.end
+        elif p.end > cur_end:
+            cur_end = p.end
+    if cur_end is not None and cur_start is not None:
+        total += (cur_end - cur_start).days
+    return total
+
+
+def weeks(days: int) -> float:
+    return round(days / DAYS_PER_WEEK, 2)
+
+
+def months_between(start: date, end: date) -> float:
+    return round(max(0, (end - start).days) / DAYS_PER_MONTH, 2)

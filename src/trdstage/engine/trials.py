@@ -1,0 +1,352 @@
+"""From a patient's records to antidepressant trials, each with an adequacy and outcome verdict.
+
+Steps: every medication record (and every antidepressant added to a regimen) becomes an exposure;
+exposures of one agent with gaps up to the policy's limit merge into one trial; other agents
+taken alongside a trial are read as augmentation, combination or a cross-taper; then each trial
+is judged for adequacy (dose, duration, adherence) and outcome (explicit or from ratings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from trdstage.domain import (
+    Adherence,
+    ConcurrentUse,
+    DoseStep,
+    MissingDose,
+    Outcome,
+    Patient,
+    Policy,
+    RatingReading,
+    Scale,
+)
+from trdstage.domain.results import ConcurrentAgent, Notice, TrialVerdict
+from trdstage.engine.outcome import judge_outcome
+from trdstage.engine.timeline import Period, union_days, weeks
+from trdstage.knowledge import Knowledge
+
+_ADHERENCE_RANK = {Adherence.good: 0, Adherence.partial: 1, Adherence.poor: 2}
+
+
+@dataclass(slots=True)
+class Exposure:
+    """One record of one agent over dated dose steps."""
+
+    agent: str
+    steps: list[tuple[Period, float | None]]
+    adherence: Adherence
+    outcome: Outcome | None
+    record: str
+
+    @property
+    def period(self) -> Period:
+        return Period(self.steps[0][0].start, max(p.end for p, _ in self.steps))
+
+
+@dataclass(slots=True)
+class Trial:
+    agent: str
+    exposures: list[Exposure] = field(default_factory=list)
+
+    @property
+    def period(self) -> Period:
+        return Period(self.exposures[0].period.start, max(e.period.end for e in self.exposures))
+
+
+def _step_periods(steps: list[DoseStep], as_of: date) -> list[tuple[Period, float | None]]:
+    """Each step's period; an open step ends where the next starts, or at the as-of date."""
+    ordered = sorted(steps, key=lambda s: s.start)
+    out: list[tuple[Period, float | None]] = []
+    for i, step in enumerate(ordered):
+        if step.end is not None:
+            end = step.end
+        elif i + 1 < len(ordered):
+            end = ordered[i + 1].start
+        else:
+            end = as_of
+        out.append((Period(step.start, min(end, as_of)), step.daily_dose_mg))
+    return out
+
+
+def _worst(a: Adherence, b: Adherence) -> Adherence:
+    if a is Adherence.unknown:
+        return b
+    if b is Adherence.unknown:
+        return a
+    return a if _ADHERENCE_RANK[a] >= _ADHERENCE_RANK[b] else b
+
+
+@dataclass
+class TrialSet:
+    verdicts: list[TrialVerdict]
+    augmenter_exposures: list[Exposure]
+    notices: list[Notice]
+
+
+def _collect(
+    patient: Patient, as_of: date, knowledge: Knowledge
+) -> tuple[list[Exposure], list[Exposure], list[Notice], dict[str, bool]]:
+    antidepressants: list[Exposure] = []
+    augmenters: list[Exposure] = []
+    notices: list[Notice] = []
+    open_records: dict[str, bool] = {}
+    counter = 0
+    for e_index, episode in enumerate(patient.episodes):
+        for m_index, regimen in enumerate(episode.medications):
+            counter += 1
+            record = regimen.id or f"episodes[{e_index}].medications[{m_index}]"
+            if regimen.start > as_of:
+                notices.append(Notice(code="after_as_of", where=record,
+                                      message=f"{regimen.agent} starts after the as-of date; "
+                                      "not assessed"))
+                continue
+            entries: list[tuple[str, list[DoseStep], Adherence, Outcome | None, str]] = [
+                (regimen.agent, regimen.steps, regimen.adherence, regimen.outcome, record)]
+            for a_index, added in enumerate(regimen.added):
+                entries.append((
+                    added.agent, added.steps, added.adherence or regimen.adherence,
+                    added.outcome if added.outcome is not None else regimen.outcome,
+                    f"{record}.added[{a_index}]"))
+            for agent, steps, adherence, outcome, where in entries:
+                kept = [s for s in steps if s.start <= as_of]
+                if not kept:
+                    notices.append(Notice(code="after_as_of", where=where,
+                                          message=f"{agent} starts after the as-of date; "
+                                          "not assessed"))
+                    continue
+                last = max(kept, key=lambda s: s.start)
+                open_records[where] = last.end is None or last.end > as_of
+                exposure = Exposure(agent, _step_periods(kept, as_of), adherence, outcome, where)
+                if agent in knowledge.antidepressants:
+                    antidepressants.append(exposure)
+                elif agent in knowledge.augmenters:
+                    augmenters.append(exposure)
+                else:
+                    notices.append(Notice(code="agent_not_assessed", where=where,
+                                          message=f"{agent} is neither an antidepressant nor an "
+                                          "augmenter in the formulary; not assessed"))
+    return antidepressants, augmenters, notices, open_records
+
+
+def _merge(exposures: list[Exposure], gap_days: int) -> list[Trial]:
+    by_agent: dict[str, list[Exposure]] = {}
+    for exp in exposures:
+        by_agent.setdefault(exp.agent, []).append(exp)
+    trials: list[Trial] = []
+    gap = timedelta(days=gap_days)
+    for agent, group in by_agent.items():
+        group.sort(key=lambda e: e.period.start)
+        current = Trial(agent, [group[0]])
+        for exp in group[1:]:
+            if exp.period.start - current.period.end <= gap:
+                current.exposures.append(exp)
+            else:
+                trials.append(current)
+                current = Trial(agent, [exp])
+        trials.append(current)
+    trials.sort(key=lambda t: (t.period.start, t.agent))
+    return trials
+
+
+def build_trials(
+    patient: Patient,
+    as_of: date,
+    scope_start: date | None,
+    policy: Policy,
+    knowledge: Knowledge,
+) -> TrialSet:
+    """All antidepressant trials of the history, judged. `scope_start` None means lifetime."""
+    ad_exposures, aug_exposures, notices, open_records = _collect(patient, as_of, knowledge)
+    trials = _merge(ad_exposures, policy.same_agent_gap_days)
+    readings = readings_by_scale(patient)
+    verdicts = [
+        _judge(i + 1, trial, trials, aug_exposures, as_of, scope_start, policy, knowledge,
+               readings, open_records)
+        for i, trial in enumerate(trials)
+    ]
+    return TrialSet(verdicts, aug_exposures, notices)
+
+
+def readings_by_scale(patient: Patient) -> dict[Scale, list[RatingReading]]:
+    out: dict[Scale, list[RatingReading]] = {}
+    for episode in patient.episodes:
+        for r in episode.ratings:
+            out.setdefault(r.scale, []).append(r)
+    for lst in out.values():
+        lst.sort(key=lambda r: r.date)
+    return out
+
+
+def _concurrent(
+    trial: Trial, trials: list[Trial], augmenters: list[Exposure], policy: Policy
+) -> list[ConcurrentAgent]:
+    period = trial.period
+    found: list[ConcurrentAgent] = []
+    for other in trials:
+        if other is trial or other.agent == trial.agent:
+            continue
+        overlap = period.overlap_days(other.period)
+        if overlap <= 0:
+            continue
+        counted = overlap >= policy.concurrent_min_days
+        role = ConcurrentUse.combination if counted else ConcurrentUse.cross_taper
+        found.append(ConcurrentAgent(agent=other.agent, role=role, start=other.period.start,
+                                     end=other.period.end, overlap_days=overlap, counted=counted))
+    for aug in augmenters:
+        overlap = period.overlap_days(aug.period)
+        if overlap <= 0:
+            continue
+        found.append(ConcurrentAgent(
+            agent=aug.agent, role=ConcurrentUse.augmentation, start=aug.period.start,
+            end=aug.period.end, overlap_days=overlap,
+            counted=overlap >= policy.concurrent_min_days))
+    found.sort(key=lambda c: (c.start, c.agent))
+    return found
+
+
+def _judge(
+    number: int,
+    trial: Trial,
+    trials: list[Trial],
+    augmenters: list[Exposure],
+    as_of: date,
+    scope_start: date | None,
+    policy: Policy,
+    knowledge: Knowledge,
+    readings: dict[Scale, list[RatingReading]],
+    open_records: dict[str, bool],
+) -> TrialVerdict:
+    drug = knowledge.antidepressants[trial.agent]
+    mechanism = knowledge.classes[drug.mechanism]
+    period = trial.period
+    reasons: list[str] = []
+    in_scope = scope_start is None or period.start >= scope_start
+    if not in_scope:
+        reasons.append("outside scope: started before the current episode's onset "
+                       f"({scope_start.isoformat() if scope_start else ''})")
+    if len(trial.exposures) > 1:
+        reasons.append(f"{len(trial.exposures)} records of {trial.agent} with gaps of at most "
+                       f"{policy.same_agent_gap_days} days merged into one trial")
+
+    steps = sorted((s for e in trial.exposures for s in e.steps), key=lambda s: s[0].start)
+    doses = [d for _, d in steps if d is not None]
+    max_dose = max(doses) if doses else None
+    minimum = drug.min_adequate_mg
+    dose_missing = any(d is None for _, d in steps)
+    adherence = Adherence.unknown
+    for e in trial.exposures:
+        adherence = _worst(adherence, e.adherence)
+
+    min_days = round(policy.min_adequate_weeks * 7)
+    total_days = union_days([p for p, _ in steps])
+    duration_only = False
+    if minimum is not None:
+        adequate_days = union_days([p for p, d in steps if d is not None and d >= minimum])
+        if dose_missing and policy.missing_dose is MissingDose.duration_only:
+            adequate_days = union_days(
+                [p for p, d in steps if d is None or d >= minimum])
+            duration_only = True
+    elif policy.missing_dose is MissingDose.duration_only:
+        adequate_days = total_days
+        duration_only = True
+    else:
+        adequate_days = 0
+
+    adequate = True
+    if minimum is None and not duration_only:
+        adequate = False
+        reasons.append(f"not adequate: no sourced minimum adequate dose for {trial.agent}")
+    elif dose_missing and not duration_only and adequate_days < min_days:
+        adequate = False
+        reasons.append("not adequate: dose not recorded for part of the trial, and the recorded "
+                       f"doses reach {weeks(adequate_days)} weeks at or above {minimum:g} mg/day")
+    elif adequate_days < min_days:
+        adequate = False
+        reasons.append(
+            f"not adequate: {weeks(adequate_days)} weeks at or above {minimum or 0:g} mg/day "
+            f"(needs {policy.min_adequate_weeks:g})")
+    else:
+        floor = f"at or above {minimum:g} mg/day" if minimum is not None else "(dose unknown)"
+        reasons.append(f"{weeks(adequate_days)} weeks {floor} "
+                       f"(needs {policy.min_adequate_weeks:g})")
+    if duration_only:
+        reasons.append("dose not recorded: adequacy judged on duration alone "
+                       f"(policy {policy.name}: missing_dose = duration_only)")
+    if adherence is Adherence.poor and policy.poor_adherence_inadequate:
+        adequate = False
+        reasons.append("not adequate: adherence recorded as poor")
+
+    explicit: Outcome | None = None
+    for e in trial.exposures:
+        if e.outcome is not None and e.outcome is not Outcome.unknown:
+            explicit = e.outcome
+    judged = judge_outcome(explicit, period, readings, policy)
+    reasons.append(judged.reason)
+    outcome = judged.outcome
+
+    failed = False
+    if outcome is Outcome.intolerance:
+        reasons.append("stopped for intolerance: not a failure")
+    elif outcome is Outcome.unknown:
+        reasons.append("outcome unknown: not counted as a failure")
+    elif outcome in policy.failure_outcomes:
+        if adequate:
+            failed = True
+            reasons.append(f"failed: adequate trial with {outcome.value.replace('_', ' ')}")
+        else:
+            reasons.append(f"{outcome.value.replace('_', ' ')}, but the trial was not adequate: "
+                           "not a failure")
+    else:
+        reasons.append(f"{outcome.value.replace('_', ' ')}: not a failure under policy "
+                       f"{policy.name}")
+
+    dose_optimised = False
+    if minimum is not None:
+        prev: float | None = None
+        for _, d in steps:
+            if d is not None and prev is not None and d > prev and d > minimum:
+                dose_optimised = True
+            if d is not None:
+                prev = d
+
+    concurrent = _concurrent(trial, trials, augmenters, policy)
+    for c in concurrent:
+        if c.counted:
+            reasons.append(f"{c.role.value} with {c.agent} for {c.overlap_days} days")
+        elif c.role is ConcurrentUse.cross_taper:
+            reasons.append(f"overlap of {c.overlap_days} days with {c.agent}: a cross-taper "
+                           "switch, not a combination")
+        else:
+            reasons.append(f"{c.agent} alongside for {c.overlap_days} days: under "
+                           f"{policy.concurrent_min_days} days, not counted as augmentation")
+
+    ongoing = any(open_records.get(e.record, False) for e in trial.exposures)
+    return TrialVerdict(
+        id=f"T{number}",
+        agents=[trial.agent],
+        mechanism=mechanism.id,
+        mechanism_label=mechanism.label,
+        start=period.start,
+        end=None if ongoing else period.end,
+        ongoing=ongoing,
+        in_scope=in_scope,
+        weeks=weeks(total_days),
+        weeks_at_adequate_dose=weeks(adequate_days),
+        max_daily_dose_mg=max_dose,
+        min_adequate_dose_mg=minimum,
+        adherence=adherence,
+        adequate=adequate,
+        outcome=outcome,
+        outcome_basis=judged.basis,
+        failed=failed,
+        dose_optimised=dose_optimised,
+        concurrent=concurrent,
+        records=[e.record for e in trial.exposures],
+        reasons=reasons,
+    )
+
+
+__all__ = ["TrialSet", "build_trials"]
+

@@ -1,0 +1,201 @@
+"""Load and cross-check the knowledge data bundled with the package.
+
+Every source key named anywhere must resolve in sources.yaml; every antidepressant's mechanism
+must be a declared class. A broken knowledge file fails at load, naming file and field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from trdstage.domain.policy import Policy
+from trdstage.knowledge.schema import (
+    Antidepressant,
+    Augmenter,
+    FormularyFile,
+    MechanismClass,
+    RapidActingAgent,
+    ScalesFile,
+    ScaleSpec,
+    Source,
+    SourcesFile,
+    StagingModelsFile,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+DATA = resources.files("trdstage.knowledge") / "data"
+
+
+class KnowledgeError(ValueError):
+    """A knowledge or policy file is malformed or refers to something that does not exist."""
+
+
+def _read_yaml(name: str, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(f"{name}: not valid YAML: {exc}") from exc
+
+
+def _parse(model: type[M], name: str, data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise KnowledgeError(f"{name}: {loc}: {first['msg']}") from exc
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
+
+
+@dataclass(frozen=True)
+class AgentMatch:
+    """What a drug name resolves to."""
+
+    name: str
+    kind: str  # "antidepressant" | "augmenter" | "rapid_acting"
+
+
+@dataclass
+class Knowledge:
+    sources: dict[str, Source]
+    classes: dict[str, MechanismClass]
+    antidepressants: dict[str, Antidepressant]
+    augmenters: dict[str, Augmenter]
+    rapid_acting: dict[str, RapidActingAgent]
+    scales: dict[str, ScaleSpec]
+    models: StagingModelsFile
+    default_sources: dict[str, str]
+    _names: dict[str, AgentMatch] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for kind, table in (
+            ("antidepressant", self.antidepressants),
+            ("augmenter", self.augmenters),
+            ("rapid_acting", self.rapid_acting),
+        ):
+            for name, entry in table.items():
+                spellings = [name, *getattr(entry, "aliases", []), *entry.brands]
+                for spelling in spellings:
+                    self._names.setdefault(_normal(spelling), AgentMatch(name, kind))
+
+    def resolve(self, name: str) -> AgentMatch | None:
+        """Generic, alias or brand name (any case) to the canonical agent."""
+        return self._names.get(_normal(name))
+
+    def suggest(self, name: str, n: int = 3) -> list[str]:
+        matches = difflib.get_close_matches(_normal(name), list(self._names), n=n, cutoff=0.6)
+        return list(dict.fromkeys(self._names[m].name for m in matches))
+
+    def cite(self, key: str) -> str:
+        src = self.sources[key]
+        return f"[{key}] {src.citation} ({src.tag})"
+
+    def source_of(self, entry: Antidepressant | Augmenter, what: str) -> str | None:
+        return entry.sources.get(what) or self.default_sources.get(what)
+
+
+def _source_keys(obj: Any) -> list[str]:
+    """Every value under a key named like a source reference, recursively."""
+    found: list[str] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key in ("source", "mechanism_classes_source") or key.endswith("_source"):
+                if isinstance(value, str):
+                    found.append(value)
+            elif key in ("sources", "default_sources"):
+                if isinstance(value, dict):
+                    found.extend(v for v in value.values() if isinstance(v, str))
+                elif isinstance(value, list):
+                    found.extend(v for v in value if isinstance(v, str))
+            else:
+                found.extend(_source_keys(value))
+    elif isinstance(obj, list):
+        for item in obj:
+            found.extend(_source_keys(item))
+    return found
+
+
+def _check_sources(name: str, raw: Any, known: dict[str, Source]) -> None:
+    missing = sorted({k for k in _source_keys(raw) if k not in known})
+    if missing:
+        raise KnowledgeError(f"{name}: unknown source key(s): {', '.join(missing)}")
+
+
+@cache
+def load_knowledge() -> Knowledge:
+    raw = {n: _read_yaml(n, (DATA / n).read_text(encoding="utf-8")) for n in (
+        "sources.yaml", "formulary.yaml", "scales.yaml", "staging_models.yaml")}
+    sources = _parse(SourcesFile, "sources.yaml", raw["sources.yaml"]).sources
+    formulary = _parse(FormularyFile, "formulary.yaml", raw["formulary.yaml"])
+    scales = _parse(ScalesFile, "scales.yaml", raw["scales.yaml"])
+    models = _parse(StagingModelsFile, "staging_models.yaml", raw["staging_models.yaml"])
+    for name in ("formulary.yaml", "scales.yaml", "staging_models.yaml"):
+        _check_sources(name, raw[name], sources)
+    classes = {c.id: c for c in formulary.mechanism_classes}
+    for i, ad in enumerate(formulary.antidepressants):
+        if ad.mechanism not in classes:
+            raise KnowledgeError(
+                f"formulary.yaml: antidepressants.{i}.mechanism: unknown class {ad.mechanism!r}")
+        if ad.min_adequate_mg is not None and "min_dose" not in ad.sources:
+            raise KnowledgeError(
+                f"formulary.yaml: antidepressants.{i}: {ad.name} has a minimum dose "
+                "but no min_dose source")
+    for spec in (models.thase_rush.stage_3_mechanism, models.thase_rush.stage_4_mechanism):
+        if spec not in classes:
+            raise KnowledgeError(f"staging_models.yaml: unknown mechanism {spec!r}")
+    return Knowledge(
+        sources=sources,
+        classes=classes,
+        antidepressants={a.name: a for a in formulary.antidepressants},
+        augmenters={a.name: a for a in formulary.augmenters},
+        rapid_acting={a.name: a for a in formulary.rapid_acting},
+        scales={s.id: s for s in scales.scales},
+        models=models,
+        default_sources=formulary.default_sources,
+    )
+
+
+def policy_names() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in (DATA / "policies").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def _policy_from_text(label: str, text: str) -> Policy:
+    raw = _read_yaml(label, text)
+    policy = _parse(Policy, label, raw)
+    _check_sources(label, raw, load_knowledge().sources)
+    return policy
+
+
+@cache
+def _bundled_policy(name: str) -> Policy:
+    path = DATA / "policies" / f"{name}.yaml"
+    return _policy_from_text(f"policies/{name}.yaml", path.read_text(encoding="utf-8"))
+
+
+def load_policy(name_or_path: str | Path = "default") -> Policy:
+    """A bundled policy by name (`default`, `lifetime`, ...) or a YAML/JSON policy file."""
+    text_name = str(name_or_path)
+    if text_name in policy_names():
+        return _bundled_policy(text_name)
+    path = Path(name_or_path)
+    if not path.is_file():
+        hint = difflib.get_close_matches(text_name, policy_names(), n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise KnowledgeError(
+            f"policy {text_name!r}: neither a bundled policy ({', '.join(policy_names())}) "
+            f"nor a readable file{extra}")
+    return _policy_from_text(str(path), path.read_text(encoding="utf-8"))
