@@ -7,10 +7,11 @@ units); agents are canonical generic names from the formulary.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trdstage.domain.units import parse_dose
 from trdstage.domain.enums import (
     Adherence,
     CourseKind,
@@ -34,12 +35,46 @@ def _check_period(start: date, end: date | None, what: str) -> None:
 NonNegativeMg = Annotated[float, Field(ge=0)]
 
 
+def _dose_schema(schema: dict[str, Any]) -> None:
+    schema["properties"]["dose"] = {
+        "description": "Daily dose: a number (mg), a string such as '150 mg', '0.6 g' or "
+        "'50 mcg', or {value, unit}. Alternative to daily_dose_mg.",
+        "anyOf": [
+            {"type": "number", "minimum": 0},
+            {"type": "string"},
+            {"type": "object", "properties": {"value": {"type": "number", "minimum": 0},
+                                              "unit": {"type": "string"}},
+             "required": ["value"], "additionalProperties": False},
+            {"type": "null"},
+        ],
+    }
+
+
 class DoseStep(DomainModel):
-    """One dated daily dose. `end` None means ongoing at the assessment date."""
+    """One dated daily dose. `end` None means ongoing at the assessment date.
+
+    Files may give `dose` instead of `daily_dose_mg`: a number (mg), a string such as "150 mg",
+    "0.6 g" or "50 mcg", or {value, unit}; it is converted to mg per day."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_dose_schema)
 
     start: date
     end: date | None = None
     daily_dose_mg: NonNegativeMg | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dose(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dose" in data:
+            data = dict(data)
+            raw = data.pop("dose")
+            if "daily_dose_mg" in data:
+                raise ValueError("give either dose or daily_dose_mg, not both")
+            try:
+                data["daily_dose_mg"] = None if raw is None else parse_dose(raw)
+            except ValueError as exc:
+                raise ValueError(f"dose: {exc}") from exc
+        return data
 
     @model_validator(mode="after")
     def _period(self) -> Self:

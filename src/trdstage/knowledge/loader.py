@@ -96,7 +96,7 @@ class Knowledge:
         return self._names.get(_normal(name))
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
-        matches = difflib.get_close_matches(_normal(name), list(self._names), n=n, cutoff=0.6)
+        matches = difflib.get_close_matches(_normal(name), list(self._names), n=n, cutoff=0.75)
         return list(dict.fromkeys(self._names[m].name for m in matches))
 
     def cite(self, key: str) -> str:

@@ -1,0 +1,158 @@
+"""The native patient file (YAML or JSON): read, validate, resolve drug names.
+
+The file is the domain's `Patient` in JSON form (`trdstage schema` prints its JSON Schema), with
+drug names given as generic, brand or alias and doses with units. Every problem is raised as an
+`InputError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from trdstage.adapters.errors import InputError, format_loc
+from trdstage.domain import CourseKind, Patient, TreatmentCourse
+from trdstage.domain.patient import Episode, MedicationRegimen
+from trdstage.knowledge import Knowledge, load_knowledge
+
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+def read_patient_file(path: str | Path, today: date | None = None) -> Patient:
+    """Read a native patient file; raise `InputError` with the place of any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "no such file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(str(path), f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"not UTF-8 text ({exc.reason})") from exc
+    return parse_patient_text(text, str(path), today=today,
+                              as_json=path.suffix.lower() == ".json")
+
+
+def parse_patient_text(text: str, name: str = "<input>", today: date | None = None,
+                       as_json: bool = False) -> Patient:
+    raw = _load(text, name, as_json)
+    return patient_from_mapping(raw, name, today=today)
+
+
+def _load(text: str, name: str, as_json: bool) -> Any:
+    if as_json:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}:{exc.lineno}:{exc.colno}",
+                             f"malformed JSON: {exc.msg}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        raise InputError(where, f"malformed YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise InputError(name, f"malformed YAML: {exc}") from exc
+
+
+def patient_from_mapping(raw: Any, name: str = "<input>", today: date | None = None,
+                         knowledge: Knowledge | None = None) -> Patient:
+    if not isinstance(raw, dict):
+        raise InputError(name, "expected a mapping with 'episodes' at the top level")
+    try:
+        patient = Patient.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(*_first_error(name, exc)) from exc
+    _check_future(patient, name, today or date.today())
+    return resolve_agents(patient, name, knowledge or load_knowledge())
+
+
+def _first_error(name: str, exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors()[0]
+    loc = format_loc(tuple(err["loc"]))
+    msg = err["msg"]
+    if err["type"] == "missing":
+        msg = "required field missing"
+    elif msg.startswith("Value error, "):
+        msg = msg.removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{name}: {loc}", f"{msg}{suffix}"
+
+
+def _walk_dates(obj: Any, loc: str) -> list[tuple[str, date]]:
+    found: list[tuple[str, date]] = []
+    if isinstance(obj, BaseModel):
+        for field in type(obj).model_fields:
+            value = getattr(obj, field)
+            found.extend(_walk_dates(value, f"{loc}.{field}" if loc else field))
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            found.extend(_walk_dates(item, f"{loc}[{i}]"))
+    elif isinstance(obj, date):
+        found.append((loc, obj))
+    return found
+
+
+def _check_future(patient: Patient, name: str, today: date) -> None:
+    for loc, value in _walk_dates(patient, ""):
+        if value > today:
+            raise InputError(f"{name}: {loc}",
+                             f"date {value.isoformat()} is in the future (today is "
+                             f"{today.isoformat()})")
+
+
+def _resolve(knowledge: Knowledge, agent: str, where: str) -> tuple[str, str]:
+    match = knowledge.resolve(agent)
+    if match is None:
+        hints = knowledge.suggest(agent)
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+        raise InputError(where, f"unknown drug {agent!r}{hint}")
+    return match.name, match.kind
+
+
+def resolve_agents(patient: Patient, name: str, knowledge: Knowledge) -> Patient:
+    """Canonical generic names; esketamine/ketamine given as medications become courses."""
+    episodes: list[Episode] = []
+    for e_i, episode in enumerate(patient.episodes):
+        meds: list[MedicationRegimen] = []
+        courses = list(episode.courses)
+        for m_i, regimen in enumerate(episode.medications):
+            where = f"{name}: episodes[{e_i}].medications[{m_i}]"
+            agent, kind = _resolve(knowledge, regimen.agent, f"{where}.agent")
+            if kind == "rapid_acting":
+                courses.append(_as_course(regimen, CourseKind(
+                    knowledge.rapid_acting[agent].course_kind)))
+                continue
+            added = []
+            for a_i, extra in enumerate(regimen.added):
+                extra_agent, extra_kind = _resolve(knowledge, extra.agent,
+                                                   f"{where}.added[{a_i}].agent")
+                if extra_kind == "rapid_acting":
+                    raise InputError(f"{where}.added[{a_i}].agent",
+                                     f"{extra_agent} is recorded as a course "
+                                     f"(courses: kind {extra_agent}), not as an added agent")
+                added.append(extra.model_copy(update={"agent": extra_agent}))
+            meds.append(regimen.model_copy(update={"agent": agent, "added": added}))
+        episodes.append(episode.model_copy(update={"medications": meds, "courses": courses}))
+    return patient.model_copy(update={"episodes": episodes})
+
+
+def _as_course(regimen: MedicationRegimen, kind: CourseKind) -> TreatmentCourse:
+    ends = [s.end for s in regimen.steps]
+    end = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
+    return TreatmentCourse(id=regimen.id, kind=kind, start=regimen.start, end=end,
+                           outcome=regimen.outcome)
+
+
+def patient_json_schema() -> dict[str, Any]:
+    schema = Patient.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "trdstage patient file"
+    return schema

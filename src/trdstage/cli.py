@@ -1,0 +1,139 @@
+"""Command line: parse arguments, call the engine, render. Nothing clinical lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trdstage.adapters.errors import InputError
+from trdstage.adapters.native import patient_json_schema, read_patient_file
+from trdstage.adapters.output import write_atomic
+from trdstage.engine import assess as run_assessment
+from trdstage.knowledge import KnowledgeError, load_policy, policy_names
+from trdstage.report import RENDERERS
+from trdstage.report.text import ROMAN
+
+app = typer.Typer(
+    name="trdstage",
+    help="Stage treatment-resistant depression under five published models, with reasons. "
+    "Decision support, not a medical device.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+DEMO_AS_OF = date(2026, 1, 1)  # reference date of the bundled demo histories (examples/README)
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(output, text)
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def assess(
+    file: Annotated[Path, typer.Argument(help="Patient history (YAML or JSON; see `schema`).")],
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Assessment date YYYY-MM-DD (default: today).")] = None,
+    policy: Annotated[str, typer.Option(
+        help="Bundled policy name or a policy file (see `policies`).")] = "default",
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write to this file instead of standard output.")] = None,
+) -> None:
+    """Stage one patient's history under every model and explain each result."""
+    when = _parse_date(as_of) or date.today()
+    try:
+        chosen = load_policy(policy)
+        patient = read_patient_file(file)
+        result = run_assessment(patient, as_of=when, policy=chosen)
+    except (InputError, KnowledgeError) as exc:
+        _fail(str(exc))
+    _emit(RENDERERS[fmt.value](result), output)
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Print the JSON Schema of the native patient file."""
+    _emit(json.dumps(patient_json_schema(), indent=2) + "\n", output)
+
+
+@app.command()
+def policies() -> None:
+    """List the bundled policies."""
+    table = Table("policy", "description")
+    for name in policy_names():
+        table.add_row(name, load_policy(name).description)
+    Console().print(table)
+
+
+@app.command()
+def demo(
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help=f"Assessment date (default {DEMO_AS_OF.isoformat()}, the demo's).")] = None,
+    policy: Annotated[str, typer.Option(help="Bundled policy name or file.")] = "default",
+) -> None:
+    """Stage the bundled demo patients and show every model side by side."""
+    when = _parse_date(as_of) or DEMO_AS_OF
+    try:
+        chosen = load_policy(policy)
+    except KnowledgeError as exc:
+        _fail(str(exc))
+    table = Table("patient", "failed trials", "Thase & Rush", "MGH-S", "MSM", "European",
+                  "regulatory TRD", title=f"Demo patients, as of {when.isoformat()}, "
+                  f"policy {chosen.name}")
+    folder = resources.files("trdstage") / "examples"
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith((".yaml", ".json")))
+    for name in names:
+        with resources.as_file(folder / name) as path:
+            result = run_assessment(read_patient_file(path, today=when), as_of=when,
+                                    policy=chosen)
+        s = result.staging
+        msm = f"{s.maudsley.score} {s.maudsley.band}" if s.maudsley.score is not None else "n/a"
+        table.add_row(result.patient_id, str(sum(t.failed for t in result.trials if t.in_scope)),
+                      ROMAN[s.thase_rush.stage], f"{s.mgh.score:g}", msm, s.european.category,
+                      "yes" if s.regulatory.met else "no")
+    console = Console()
+    console.print(table)
+    console.print("Full explanation: trdstage assess src/trdstage/examples/<file> "
+                  f"--as-of {when.isoformat()}", highlight=False)
+    console.print("Decision support, not a medical device.", style="dim")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
