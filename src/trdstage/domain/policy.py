@@ -57,6 +57,11 @@ class Policy(BaseModel):
     mgh_duration_optimisation_weeks: float = Field(gt=0)
     european_crd_months: float = Field(gt=0)
     regulatory_min_failed_agents: int = Field(ge=1)
+    failure_from_switch_days: int | None = Field(
+        default=None, ge=0,
+        description="Claims convention: an adequate trial with no recorded or rated outcome, "
+        "followed within this many days of its end by another antidepressant or an augmenter, "
+        "is read as non-response. None (default): never inferred.")
     sources: dict[str, str] = Field(
         default_factory=dict,
         description="Setting name -> source key (resolved in sources.yaml).",

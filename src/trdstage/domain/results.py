@@ -44,7 +44,7 @@ class ConcurrentAgent(ResultModel):
     counted: bool
 
 
-OutcomeBasis = Literal["explicit", "ratings", "none"]
+OutcomeBasis = Literal["explicit", "ratings", "switch", "none"]
 
 
 class TrialVerdict(ResultModel):

@@ -23,7 +23,7 @@ from trdstage.domain import (
     Scale,
 )
 from trdstage.domain.results import ConcurrentAgent, Notice, TrialVerdict
-from trdstage.engine.outcome import judge_outcome
+from trdstage.engine.outcome import OutcomeVerdict, judge_outcome
 from trdstage.engine.timeline import Period, union_days, weeks
 from trdstage.knowledge import Knowledge
 
@@ -206,6 +206,29 @@ def _concurrent(
     return found
 
 
+def _failure_from_switch(
+    trial: Trial, trials: list[Trial], augmenters: list[Exposure], policy: Policy
+) -> OutcomeVerdict | None:
+    """The claims convention: a switch to, or the addition of, another antidepressant or an
+    augmenter after the trial started and within the policy's days of its end."""
+    if policy.failure_from_switch_days is None:
+        return None
+    period = trial.period
+    limit = period.end + timedelta(days=policy.failure_from_switch_days)
+    followers = [(t.period.start, t.agent) for t in trials if t.agent != trial.agent]
+    followers += [(a.period.start, a.agent) for a in augmenters]
+    later = sorted((start, agent) for start, agent in followers
+                   if period.start < start <= limit)
+    if not later:
+        return None
+    start, agent = later[0]
+    return OutcomeVerdict(
+        Outcome.non_response, "switch",
+        f"no recorded or rated outcome; {agent} started on {start.isoformat()}, within "
+        f"{policy.failure_from_switch_days} days of this trial's end: read as non-response "
+        "(claims convention)")
+
+
 def _judge(
     number: int,
     trial: Trial,
@@ -283,6 +306,8 @@ def _judge(
         if e.outcome is not None and e.outcome is not Outcome.unknown:
             explicit = e.outcome
     judged = judge_outcome(explicit, period, readings, policy)
+    if judged.outcome is Outcome.unknown and adequate:
+        judged = _failure_from_switch(trial, trials, augmenters, policy) or judged
     reasons.append(judged.reason)
     outcome = judged.outcome
 
