@@ -152,6 +152,10 @@ class EuropeanResult(ModelResult):
 class RegulatoryResult(ModelResult):
     met: bool
     failed_agents: list[str] = Field(default_factory=list)
+    first_met: date | None = Field(
+        default=None,
+        description="End of the failed trial that first completed the definition (as-of date "
+        "for a trial still ongoing).")
 
 
 class Staging(ResultModel):

@@ -18,6 +18,13 @@ class RegulatoryModel:
         agents = sorted({a for t in failed for a in t.agents})
         needed = ctx.policy.regulatory_min_failed_agents
         met = len(agents) >= needed
+        first_met = None
+        seen: set[str] = set()
+        for t in sorted(failed, key=lambda t: (t.end or ctx.as_of, t.id)):
+            seen.update(t.agents)
+            if len(seen) >= needed:
+                first_met = t.end or ctx.as_of
+                break
         reasons = [f"{len(agents)} different antidepressant agent(s) failed in the current "
                    f"episode ({', '.join(agents) or 'none'}); the definition needs {needed}"]
         caveats: list[str] = []
@@ -30,6 +37,6 @@ class RegulatoryModel:
             caveats.append("bipolar features are recorded: the indication concerns major "
                            "depressive disorder")
         return RegulatoryResult(
-            model=self.id, name=self.name, met=met, failed_agents=agents,
+            model=self.id, name=self.name, met=met, failed_agents=agents, first_met=first_met,
             counted=[t.id for t in failed], reasons=reasons, caveats=caveats,
             sources=ctx.sources(*ctx.knowledge.models.regulatory.sources))
