@@ -1,4 +1,7 @@
-"""Closed vocabularies of the domain. Values are the strings used in files and in the JSON contract."""
+"""Closed vocabularies of the domain.
+
+Values are the strings used in files and in the JSON contract.
+"""
 
 from __future__ import annotations
 

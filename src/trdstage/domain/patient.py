@@ -11,7 +11,6 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trdstage.domain.units import parse_dose
 from trdstage.domain.enums import (
     Adherence,
     CourseKind,
@@ -21,6 +20,7 @@ from trdstage.domain.enums import (
     Severity,
     Sex,
 )
+from trdstage.domain.units import parse_dose
 
 
 class DomainModel(BaseModel):

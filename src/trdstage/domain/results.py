@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trdstage.domain.advice import Alert, ChecklistItem, Monitoring, Recommendation
 from trdstage.domain.enums import (
     Adherence,
     ConcurrentUse,
@@ -177,4 +178,9 @@ class Assessment(ResultModel):
     courses: list[CourseSummary]
     staging: Staging
     warnings: list[Notice] = Field(default_factory=list)
+    # Filled by trdstage.advice.advise() (empty when only the staging engine ran).
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    alerts: list[Alert] = Field(default_factory=list)
+    reassessment: list[ChecklistItem] = Field(default_factory=list)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
     disclaimer: str = DISCLAIMER

@@ -16,7 +16,7 @@ from trdstage.engine.models import (
 )
 from trdstage.engine.procedures import judge_ect, summarise_courses
 from trdstage.engine.timeline import months_between
-from trdstage.engine.trials import readings_by_scale, build_trials
+from trdstage.engine.trials import build_trials, readings_by_scale
 from trdstage.knowledge import Knowledge, load_knowledge, load_policy
 
 THASE_RUSH = ThaseRushModel()

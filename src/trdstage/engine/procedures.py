@@ -34,7 +34,7 @@ def judge_ect(
             courses.append((course, where))
     courses.sort(key=lambda c: c[0].start)
     verdicts: list[ECTVerdict] = []
-    for number, (course, where) in enumerate(courses, start=1):
+    for number, (course, _where) in enumerate(courses, start=1):
         reasons: list[str] = []
         in_scope = _in_scope(course.start, scope_start)
         if not in_scope:

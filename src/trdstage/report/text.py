@@ -67,7 +67,8 @@ def render_text(a: Assessment) -> str:
         for c in a.ect:
             lines.append(f"  {c.id} {c.start.isoformat()} {c.laterality.value}, "
                          f"{c.sessions if c.sessions is not None else '?'} sessions, "
-                         f"{_fmt_outcome(c.outcome.value)}: {'FAILED' if c.failed else 'not failed'}")
+                         f"{_fmt_outcome(c.outcome.value)}: "
+                         f"{'FAILED' if c.failed else 'not failed'}")
             lines += [f"      - {r}" for r in c.reasons]
     if a.courses:
         lines += ["", "Other courses:"]
