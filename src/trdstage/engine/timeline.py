@@ -49,3 +49,32 @@ def weeks(days: int) -> float:
 
 def months_between(start: date, end: date) -> float:
     return round(max(0, (end - start).days) / DAYS_PER_MONTH, 2)
+
+
+def add_months(start: date, months: int) -> date:
+    """The same day `months` calendar months later (clamped to the month's last day)."""
+    year, month0 = divmod(start.month - 1 + months, 12)
+    year += start.year
+    month = month0 + 1
+    for day in (start.day, 30, 29, 28):
+        try:
+            return date(year, month, min(start.day, day))
+        except ValueError:
+            continue
+    raise ValueError(f"cannot add {months} months to {start}")  # pragma: no cover
+
+
+def within_months(start: date, end: date, months: float) -> bool:
+    """True when `end` is no later than `months` calendar months after `start` (whole months;
+    a fractional part is added as days of an average month)."""
+    whole = int(months)
+    limit = add_months(start, whole)
+    extra = round((months - whole) * DAYS_PER_MONTH)
+    return (end - limit).days <= extra
+
+
+def months_reached(start: date, end: date, months: float) -> bool:
+    """True when `end` is at least `months` calendar months after `start`."""
+    whole = int(months)
+    extra = round((months - whole) * DAYS_PER_MONTH)
+    return (end - add_months(start, whole)).days >= extra

@@ -8,7 +8,7 @@ from typing import Literal, cast
 
 from trdstage.domain.results import EuropeanResult
 from trdstage.engine.context import StagingContext
-from trdstage.engine.timeline import months_between
+from trdstage.engine.timeline import months_between, months_reached
 
 Category = Literal["none", "NR", "TRD1", "TRD2", "TRD3", "TRD4", "TRD5", "CRD"]
 
@@ -28,7 +28,7 @@ class EuropeanModel:
         if n >= spec.crd_min_failed_trials:
             last_end = max(t.end or ctx.as_of for t in failed)
             span = months_between(failed[0].start, last_end)
-            if span >= ctx.policy.european_crd_months:
+            if months_reached(failed[0].start, last_end, ctx.policy.european_crd_months):
                 category = "CRD"
                 reasons.append(
                     f"failed trials span {span:g} months (>= {ctx.policy.european_crd_months:g}) "

@@ -12,6 +12,7 @@ from typing import Literal
 from trdstage.domain import Scope, Severity
 from trdstage.domain.results import MaudsleyResult
 from trdstage.engine.context import StagingContext
+from trdstage.engine.timeline import within_months
 
 BandLabel = Literal["mild", "moderate", "severe"]
 
@@ -43,8 +44,10 @@ class MaudsleyModel:
                 caveats=caveats, sources=sources)
 
         months = ep.duration_months
+        episode_end = min(ep.end, ctx.as_of) if ep.end else ctx.as_of
         duration = next(b for b in spec.duration_months
-                        if b.max_months is None or months <= b.max_months)
+                        if b.max_months is None
+                        or within_months(ep.onset, episode_end, b.max_months))
         if ep.psychotic_features and ep.severity is Severity.severe:
             severity_key = "severe_psychotic"
         else:
