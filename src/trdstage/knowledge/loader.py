@@ -51,9 +51,9 @@ def _parse(model: type[M], name: str, data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise KnowledgeError(f"{name}: {loc}: {first['msg']}") from exc
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise KnowledgeError(f"{name}: {'; '.join(problems[:3])}{more}") from exc
 
 
 def _normal(name: str) -> str:
