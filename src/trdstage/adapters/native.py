@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from trdstage.adapters.errors import InputError, format_loc
 from trdstage.domain import CourseKind, Patient, TreatmentCourse
@@ -86,23 +87,32 @@ def _first_error(name: str, exc: ValidationError) -> tuple[str, str]:
     return f"{name}: {loc}", f"{msg}{suffix}"
 
 
-def _walk_dates(obj: Any, loc: str) -> list[tuple[str, date]]:
-    found: list[tuple[str, date]] = []
-    if isinstance(obj, BaseModel):
-        for field in type(obj).model_fields:
-            value = getattr(obj, field)
-            found.extend(_walk_dates(value, f"{loc}.{field}" if loc else field))
-    elif isinstance(obj, list):
-        for i, item in enumerate(obj):
-            found.extend(_walk_dates(item, f"{loc}[{i}]"))
-    elif isinstance(obj, date):
-        found.append((loc, obj))
-    return found
+def _dated(patient: Patient) -> Iterator[tuple[str, date | None]]:
+    """Every date of the history with the place it stands."""
+    yield "birth_date", patient.birth_date
+    for e_i, ep in enumerate(patient.episodes):
+        at = f"episodes[{e_i}]"
+        yield f"{at}.onset", ep.onset
+        yield f"{at}.end", ep.end
+        for m_i, med in enumerate(ep.medications):
+            regimens = [(f"{at}.medications[{m_i}]", med.steps)]
+            regimens += [(f"{at}.medications[{m_i}].added[{a_i}]", a.steps)
+                         for a_i, a in enumerate(med.added)]
+            for where, steps in regimens:
+                for s_i, step in enumerate(steps):
+                    yield f"{where}.steps[{s_i}].start", step.start
+                    yield f"{where}.steps[{s_i}].end", step.end
+        for kind, items in (("ect", ep.ect), ("courses", ep.courses)):
+            for c_i, course in enumerate(items):
+                yield f"{at}.{kind}[{c_i}].start", course.start
+                yield f"{at}.{kind}[{c_i}].end", course.end
+        for r_i, reading in enumerate(ep.ratings):
+            yield f"{at}.ratings[{r_i}].date", reading.date
 
 
 def _check_future(patient: Patient, name: str, today: date) -> None:
-    for loc, value in _walk_dates(patient, ""):
-        if value > today:
+    for loc, value in _dated(patient):
+        if value is not None and value > today:
             raise InputError(f"{name}: {loc}",
                              f"date {value.isoformat()} is in the future (today is "
                              f"{today.isoformat()})")

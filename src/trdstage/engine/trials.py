@@ -8,6 +8,7 @@ is judged for adequacy (dose, duration, adherence) and outcome (explicit or from
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -32,27 +33,31 @@ _ADHERENCE_RANK = {Adherence.good: 0, Adherence.partial: 1, Adherence.poor: 2}
 
 @dataclass(slots=True)
 class Exposure:
-    """One record of one agent over dated dose steps."""
+    """One record of one agent over dated dose steps (sorted by start)."""
 
     agent: str
     steps: list[tuple[Period, float | None]]
     adherence: Adherence
     outcome: Outcome | None
     record: str
+    period: Period = field(init=False)
 
-    @property
-    def period(self) -> Period:
-        return Period(self.steps[0][0].start, max(p.end for p, _ in self.steps))
+    def __post_init__(self) -> None:
+        self.period = Period(self.steps[0][0].start, max(p.end for p, _ in self.steps))
 
 
 @dataclass(slots=True)
 class Trial:
-    agent: str
-    exposures: list[Exposure] = field(default_factory=list)
+    """Exposures of one agent merged across short gaps; `period` spans them all."""
 
-    @property
-    def period(self) -> Period:
-        return Period(self.exposures[0].period.start, max(e.period.end for e in self.exposures))
+    agent: str
+    exposures: list[Exposure]
+    period: Period
+
+    def add(self, exposure: Exposure) -> None:
+        self.exposures.append(exposure)
+        if exposure.period.end > self.period.end:
+            self.period = Period(self.period.start, exposure.period.end)
 
 
 def _step_periods(steps: list[DoseStep], as_of: date) -> list[tuple[Period, float | None]]:
@@ -138,13 +143,13 @@ def _merge(exposures: list[Exposure], gap_days: int) -> list[Trial]:
     gap = timedelta(days=gap_days)
     for agent, group in by_agent.items():
         group.sort(key=lambda e: e.period.start)
-        current = Trial(agent, [group[0]])
+        current = Trial(agent, [group[0]], group[0].period)
         for exp in group[1:]:
             if exp.period.start - current.period.end <= gap:
-                current.exposures.append(exp)
+                current.add(exp)
             else:
                 trials.append(current)
-                current = Trial(agent, [exp])
+                current = Trial(agent, [exp], exp.period)
         trials.append(current)
     trials.sort(key=lambda t: (t.period.start, t.agent))
     return trials
@@ -161,9 +166,13 @@ def build_trials(
     ad_exposures, aug_exposures, notices, open_records = _collect(patient, as_of, knowledge)
     trials = _merge(ad_exposures, policy.same_agent_gap_days)
     readings = readings_by_scale(patient)
+    others = sorted([(t.period, t.agent, False) for t in trials]
+                    + [(a.period, a.agent, True) for a in aug_exposures],
+                    key=lambda o: o[0].start)
+    starts = [o[0].start for o in others]
     verdicts = [
-        _judge(i + 1, trial, trials, aug_exposures, as_of, scope_start, policy, knowledge,
-               readings, open_records)
+        _judge(i + 1, trial, trials, aug_exposures, _concurrent(trial, others, starts, policy),
+               as_of, scope_start, policy, knowledge, readings, open_records)
         for i, trial in enumerate(trials)
     ]
     return TrialSet(verdicts, aug_exposures, notices)
@@ -180,28 +189,26 @@ def readings_by_scale(patient: Patient) -> dict[Scale, list[RatingReading]]:
 
 
 def _concurrent(
-    trial: Trial, trials: list[Trial], augmenters: list[Exposure], policy: Policy
+    trial: Trial, others: list[tuple[Period, str, bool]], starts: list[date], policy: Policy
 ) -> list[ConcurrentAgent]:
+    """Agents overlapping the trial. `others` holds (period, agent, is_augmenter) sorted by
+    start, with `starts` their start dates, so only candidates starting before the trial's end
+    are visited."""
     period = trial.period
     found: list[ConcurrentAgent] = []
-    for other in trials:
-        if other is trial or other.agent == trial.agent:
+    for other, agent, is_augmenter in others[:bisect_left(starts, period.end)]:
+        if other.end <= period.start or agent == trial.agent:
             continue
-        overlap = period.overlap_days(other.period)
+        overlap = period.overlap_days(other)
         if overlap <= 0:
             continue
         counted = overlap >= policy.concurrent_min_days
-        role = ConcurrentUse.combination if counted else ConcurrentUse.cross_taper
-        found.append(ConcurrentAgent(agent=other.agent, role=role, start=other.period.start,
-                                     end=other.period.end, overlap_days=overlap, counted=counted))
-    for aug in augmenters:
-        overlap = period.overlap_days(aug.period)
-        if overlap <= 0:
-            continue
-        found.append(ConcurrentAgent(
-            agent=aug.agent, role=ConcurrentUse.augmentation, start=aug.period.start,
-            end=aug.period.end, overlap_days=overlap,
-            counted=overlap >= policy.concurrent_min_days))
+        if is_augmenter:
+            role = ConcurrentUse.augmentation
+        else:
+            role = ConcurrentUse.combination if counted else ConcurrentUse.cross_taper
+        found.append(ConcurrentAgent(agent=agent, role=role, start=other.start, end=other.end,
+                                     overlap_days=overlap, counted=counted))
     found.sort(key=lambda c: (c.start, c.agent))
     return found
 
@@ -234,6 +241,7 @@ def _judge(
     trial: Trial,
     trials: list[Trial],
     augmenters: list[Exposure],
+    concurrent: list[ConcurrentAgent],
     as_of: date,
     scope_start: date | None,
     policy: Policy,
@@ -336,7 +344,6 @@ def _judge(
             if d is not None:
                 prev = d
 
-    concurrent = _concurrent(trial, trials, augmenters, policy)
     for c in concurrent:
         if c.counted:
             reasons.append(f"{c.role.value} with {c.agent} for {c.overlap_days} days")
