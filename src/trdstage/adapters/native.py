@@ -8,9 +8,9 @@ drug names given as generic, brand or alias and doses with units. Every problem 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import yaml
