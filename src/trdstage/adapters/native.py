@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from trdstage.adapters.errors import InputError, format_loc
-from trdstage.domain import CourseKind, Patient, TreatmentCourse
+from trdstage.domain import CourseKind, ECTCourse, Patient, TreatmentCourse
 from trdstage.domain.patient import Episode, MedicationRegimen
 from trdstage.knowledge import Knowledge, load_knowledge
 
@@ -102,10 +102,12 @@ def _dated(patient: Patient) -> Iterator[tuple[str, date | None]]:
                 for s_i, step in enumerate(steps):
                     yield f"{where}.steps[{s_i}].start", step.start
                     yield f"{where}.steps[{s_i}].end", step.end
-        for kind, items in (("ect", ep.ect), ("courses", ep.courses)):
-            for c_i, course in enumerate(items):
-                yield f"{at}.{kind}[{c_i}].start", course.start
-                yield f"{at}.{kind}[{c_i}].end", course.end
+        courses: list[tuple[str, ECTCourse | TreatmentCourse]] = [
+            (f"{at}.ect[{c_i}]", c) for c_i, c in enumerate(ep.ect)]
+        courses += [(f"{at}.courses[{c_i}]", c) for c_i, c in enumerate(ep.courses)]
+        for where, course in courses:
+            yield f"{where}.start", course.start
+            yield f"{where}.end", course.end
         for r_i, reading in enumerate(ep.ratings):
             yield f"{at}.ratings[{r_i}].date", reading.date
 
