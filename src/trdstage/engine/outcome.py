@@ -64,7 +64,8 @@ def judge_outcome(
     policy: Policy,
 ) -> OutcomeVerdict:
     if explicit is not None and explicit is not Outcome.unknown:
-        return OutcomeVerdict(explicit, "explicit", f"outcome recorded: {explicit.value}")
+        return OutcomeVerdict(explicit, "explicit",
+                              f"outcome recorded: {explicit.value.replace('_', ' ')}")
     rated = from_ratings(period, readings_by_scale, policy)
     if rated is not None:
         return rated

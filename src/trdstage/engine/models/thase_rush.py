@@ -97,25 +97,30 @@ class ThaseRushModel:
         policy = ctx.policy
         spec = ctx.knowledge.models.thase_rush
         classes = ctx.knowledge.classes
-        if policy.thase_rush_taxonomy is Taxonomy.literal:
-            def cls(t: TrialVerdict) -> str:
-                return classes[t.mechanism].literal_class if t.mechanism else "other"
-        else:
-            def cls(t: TrialVerdict) -> str:
-                return t.mechanism or "other"
+        literal = policy.thase_rush_taxonomy is Taxonomy.literal
+
+        def cls(t: TrialVerdict) -> str:
+            if t.mechanism is None:
+                return "other"
+            return classes[t.mechanism].literal_class if literal else t.mechanism
+
+        def label(t: TrialVerdict) -> str:
+            if t.mechanism is None or literal:
+                return cls(t)
+            return classes[t.mechanism].label
 
         failed = sorted(ctx.failed_trials, key=lambda t: (t.start, t.id))
         failed_ect = ctx.failed_ect
         staged = stage_trials(failed, failed_ect, cls, spec.stage_3_mechanism,
                               spec.stage_4_mechanism, policy.thase_rush_order)
-        label = {s.stage: s.label for s in spec.stages}[staged.stage]
+        stage_label = {s.stage: s.label for s in spec.stages}[staged.stage]
         by_id = {t.id: t for t in failed}
         reasons = []
         for role, ident in staged.roles.items():
             if ident in by_id:
                 t = by_id[ident]
                 reasons.append(f"{role.replace('_', ' ')}: {ident} {', '.join(t.agents)} "
-                               f"({cls(t)}) failed")
+                               f"({label(t)}) failed")
             else:
                 reasons.append(f"{role}: {ident} failed ECT course")
         if staged.stage == 0:
@@ -154,7 +159,7 @@ class ThaseRushModel:
             caveats.append(f"the order of trials matters here: the {other_order.value} reading "
                            f"gives stage {alt.stage}")
         return ThaseRushResult(
-            model=self.id, name=self.name, stage=staged.stage, stage_label=label,
+            model=self.id, name=self.name, stage=staged.stage, stage_label=stage_label,
             taxonomy=policy.thase_rush_taxonomy.value, order=policy.thase_rush_order.value,
             roles=staged.roles, counted=list(staged.roles.values()), reasons=reasons,
             caveats=caveats, sources=ctx.sources(spec.source, "class-taxonomy-project"))
