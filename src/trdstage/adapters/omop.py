@@ -1,0 +1,526 @@
+"""OMOP CDM 5.4 -> trdstage: open a database, check it, resolve concepts, and read one person.
+
+The rules (omop.yaml `rules`, documented in docs/cohort.md) that turn rows into a `Patient`:
+
+- drugs: drug_concept_id rolled up to formulary ingredients through concept_ancestor; without
+  that table, a drug_concept_id equal to a formulary ingredient id is matched directly;
+- a row's period is [start, end + 1 day) (end_date inclusive), end falling back to
+  start + days_supply, then start + 1; rows after the as-of date are not read; rows whose end is
+  before their start or whose days_supply is negative are excluded and counted;
+- daily dose = drug_strength amount (in mg) x quantity / days_supply, else unknown (the `claims`
+  policy then judges adequacy on duration alone, flagged);
+- each antidepressant row is one regimen (the engine merges rows of one agent with gaps up to
+  the policy's `same_agent_gap_days` into a trial); rows of one augmenter with gaps up to
+  `augmenter_gap_days` form one regimen (so a refill is not a new addition);
+- episodes: gaps-and-islands over antidepressant rows (and MDD diagnoses, when
+  `mdd_diagnosis_opens_episode`): an event starting more than `episode_washout_days` after every
+  earlier one has ended opens a new episode; an episode with no event in the last
+  `episode_washout_days` before the as-of date ended at its last event;
+- PHQ-9 observations (concept set phq9_total) are ratings; the episode's severity is the band of
+  its first reading (`severity_from_phq9`);
+- ECT and rTMS procedure rows within `ect_course_gap_days` / `rtms_course_gap_days` form courses
+  (sessions = rows, laterality unknown);
+- bipolar and psychosis diagnoses become the flags `bipolar_features` and `psychotic_disorder`.
+
+The per-person reference result is `engine.assess(patient, as_of, policy="claims")`; the cohort
+engine (trdstage.cohort) must give the same answers for everyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from trdstage.adapters.errors import InputError
+from trdstage.domain import (
+    CourseKind,
+    DoseStep,
+    ECTCourse,
+    Episode,
+    MedicationRegimen,
+    Patient,
+    RatingReading,
+    Scale,
+    Severity,
+    Sex,
+    TreatmentCourse,
+)
+from trdstage.knowledge import Knowledge, load_knowledge
+from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
+
+FLAG_OF_SET = {"bipolar": "bipolar_features", "psychosis": "psychotic_disorder"}
+
+
+# --------------------------------------------------------------------------- opening a database
+
+
+@dataclass
+class OmopSource:
+    """An Ibis connection and the OMOP tables found in it (checked against omop.yaml)."""
+
+    con: Any  # ibis.BaseBackend
+    tables: dict[str, Any]  # name -> ibis Table, columns cast to omop.yaml's types
+    label: str
+    missing_optional: list[str] = field(default_factory=list)
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+
+def _dtype_ok(dtype: Any, wanted: str) -> bool:
+    if wanted in ("int64", "int32"):
+        return bool(dtype.is_integer())
+    if wanted == "float64":
+        return bool(dtype.is_numeric())
+    if wanted == "date":
+        return bool(dtype.is_date() or dtype.is_timestamp())
+    return bool(dtype.is_string())
+
+
+def check_tables(raw: Mapping[str, Any], label: str, spec: OmopSpec | None = None) -> OmopSource:
+    """Validate and type the tables; raise InputError naming the table and column at fault."""
+    import ibis
+
+    spec = spec or load_omop_spec()
+    out: dict[str, Any] = {}
+    missing_optional: list[str] = []
+    for name, tspec in spec.tables.items():
+        table = raw.get(name)
+        if table is None:
+            if tspec.optional:
+                missing_optional.append(name)
+                continue
+            raise InputError(f"{label}: table {name}", "missing (an OMOP CDM 5.4 table trdstage "
+                             f"needs; columns {', '.join(tspec.required)})")
+        schema = table.schema()
+        cols = {c.lower(): c for c in schema.names}
+        selected = {}
+        for col in tspec.columns:
+            actual = cols.get(col.name)
+            if actual is None:
+                if col.required:
+                    raise InputError(f"{label}: {name}.{col.name}", "missing column")
+                selected[col.name] = ibis.null().cast(col.type)
+                continue
+            dtype = schema[actual]
+            if not _dtype_ok(dtype, col.type) and not dtype.is_null():
+                raise InputError(f"{label}: {name}.{col.name}",
+                                 f"has type {dtype}, expected {col.type}")
+            expr = table[actual]
+            if col.type == "date" and dtype.is_timestamp():
+                expr = expr.date()
+            elif col.type in ("int64", "int32", "float64") or dtype.is_null():
+                expr = expr.cast(col.type)
+            selected[col.name] = expr
+        out[name] = table.select(**selected)
+    return OmopSource(con=None, tables=out, label=label, missing_optional=missing_optional)
+
+
+def open_omop(url: str | Path, spec: OmopSpec | None = None) -> OmopSource:
+    """Open an OMOP database: a DuckDB file (`x.duckdb`, `duckdb:///x.duckdb`), a folder of
+    Parquet files read by DuckDB (`<dir>`), a PostgreSQL URL (`postgres://user@host/db`, schema
+    via `?schema=cdm`), or Spark: `spark:<dir>` (Parquet folder, local session) or
+    `spark-catalog:<database>` (tables of an existing catalog database)."""
+    import ibis
+
+    text = str(url)
+    spec = spec or load_omop_spec()
+    wanted = list(spec.tables)
+    try:
+        if text.startswith(("spark:", "spark-catalog:")):
+            from trdstage.cohort.spark import spark_session
+
+            session = spark_session()
+            con = ibis.pyspark.connect(session)
+            if text.startswith("spark-catalog:"):
+                database = text.split(":", 1)[1]
+                present = set(con.list_tables(database=database))
+                raw = {n: con.table(n, database=database) for n in wanted if n in present}
+            else:
+                folder = Path(text.split(":", 1)[1])
+                raw = _parquet_tables(con, folder, wanted)
+        elif text.startswith(("postgres://", "postgresql://")):
+            con = ibis.connect(text)
+            present = set(con.list_tables())
+            raw = {n: con.table(n) for n in wanted if n in present}
+        else:
+            path = Path(text.removeprefix("duckdb://").removeprefix("/") if text.startswith(
+                "duckdb:///") else text)
+            if text.startswith("duckdb:///"):
+                path = Path(text[len("duckdb://"):])
+            if path.is_dir():
+                con = ibis.duckdb.connect()
+                raw = _parquet_tables(con, path, wanted)
+            elif path.is_file():
+                con = ibis.duckdb.connect(str(path), read_only=True)
+                present = set(con.list_tables())
+                raw = {n: con.table(n) for n in wanted if n in present}
+            else:
+                raise InputError(text, "no such DuckDB file or Parquet folder")
+    except InputError:
+        raise
+    except Exception as exc:  # a driver's own error: name the database, keep the message
+        raise InputError(text, f"cannot open the database: {exc}") from exc
+    source = check_tables(raw, text, spec)
+    source.con = con
+    return source
+
+
+def _parquet_tables(con: Any, folder: Path, wanted: Iterable[str]) -> dict[str, Any]:
+    if not folder.is_dir():
+        raise InputError(str(folder), "no such Parquet folder")
+    raw = {}
+    for name in wanted:
+        single = folder / f"{name}.parquet"
+        nested = folder / name
+        if single.is_file():
+            raw[name] = con.read_parquet(str(single), table_name=name)
+        elif nested.is_dir() and any(nested.glob("*.parquet")):
+            raw[name] = con.read_parquet(str(nested / "*.parquet"), table_name=name)
+    return raw
+
+
+# --------------------------------------------------------------------------- concepts
+
+
+@dataclass(frozen=True)
+class DrugConcept:
+    agent: str
+    ingredient_concept_id: int
+    role: str  # "antidepressant" | "augmenter"
+
+
+@dataclass
+class Concepts:
+    """Concept resolution, done once per database and shared by both paths."""
+
+    drugs: dict[int, list[DrugConcept]]  # drug_concept_id -> formulary agents
+    sets: dict[str, set[int]]  # concept set name -> concept ids (descendants included)
+    unit_factor: dict[int, float]  # amount_unit_concept_id -> factor to mg
+
+    def set_of(self, concept_id: int) -> list[str]:
+        return [name for name, ids in self.sets.items() if concept_id in ids]
+
+
+def formulary_ingredients(knowledge: Knowledge | None = None) -> dict[int, list[DrugConcept]]:
+    knowledge = knowledge or load_knowledge()
+    out: dict[int, list[DrugConcept]] = {}
+    for role, table in (("antidepressant", knowledge.antidepressants),
+                        ("augmenter", knowledge.augmenters)):
+        for name, entry in table.items():
+            if entry.omop_concept_id is not None:
+                out.setdefault(entry.omop_concept_id, []).append(
+                    DrugConcept(name, entry.omop_concept_id, role))
+    return out
+
+
+def resolve_concepts(source: OmopSource, spec: OmopSpec | None = None,
+                     knowledge: Knowledge | None = None) -> Concepts:
+    """Drug concepts -> formulary ingredients and the concept sets, through the vocabulary
+    tables when present (the formulary's own ingredient ids are always matched directly)."""
+    spec = spec or load_omop_spec()
+    by_ingredient = formulary_ingredients(knowledge)
+    drugs: dict[int, list[DrugConcept]] = {cid: list(v) for cid, v in by_ingredient.items()}
+    ancestor = source.tables.get("concept_ancestor")
+    if ancestor is not None:
+        rows = ancestor.filter(ancestor.ancestor_concept_id.isin(list(by_ingredient))).select(
+            "ancestor_concept_id", "descendant_concept_id").to_pyarrow().to_pylist()
+        for r in sorted(rows, key=lambda r: (r["descendant_concept_id"], r["ancestor_concept_id"])):
+            d = int(r["descendant_concept_id"])
+            for dc in by_ingredient[int(r["ancestor_concept_id"])]:
+                if dc not in drugs.setdefault(d, []):
+                    drugs[d].append(dc)
+    concept = source.tables.get("concept")
+    sets: dict[str, set[int]] = {}
+    for name, cs in spec.concept_sets.items():
+        ids = set(cs.concepts)
+        if cs.codes and concept is not None:
+            for code in cs.codes:
+                found = concept.filter((concept.vocabulary_id == code.vocabulary)
+                                       & (concept.concept_code == code.code)).select(
+                    "concept_id").to_pyarrow().column(0).to_pylist()
+                ids.update(int(x) for x in found)
+        excluded = set(cs.exclude)
+        if cs.descendants and ancestor is not None and (ids or excluded):
+            rows = ancestor.filter(ancestor.ancestor_concept_id.isin(list(ids | excluded))).select(
+                "ancestor_concept_id", "descendant_concept_id").to_pyarrow().to_pylist()
+            for r in rows:
+                target = excluded if int(r["ancestor_concept_id"]) in excluded else ids
+                target.add(int(r["descendant_concept_id"]))
+        sets[name] = ids - excluded
+    units = {u.concept_id: u.factor for u in spec.units_to_mg}
+    return Concepts(drugs=drugs, sets=sets, unit_factor=units)
+
+
+# --------------------------------------------------------------------------- one person
+
+
+@dataclass
+class PersonRows:
+    person: dict[str, Any] | None
+    drug_exposure: list[dict[str, Any]]
+    condition_occurrence: list[dict[str, Any]]
+    procedure_occurrence: list[dict[str, Any]]
+    observation: list[dict[str, Any]]
+    strength: dict[tuple[int, int], list[tuple[float, int]]]  # (drug, ingr.) -> (amount, unit)
+
+
+def read_person(source: OmopSource, person_id: int) -> PersonRows:
+    """Every row of one person (and the drug_strength rows of their drugs)."""
+    def rows(name: str) -> list[dict[str, Any]]:
+        t = source.tables.get(name)
+        if t is None:
+            return []
+        return list(t.filter(t.person_id == person_id).to_pyarrow().to_pylist())
+
+    person = rows("person")
+    drugs = rows("drug_exposure")
+    strength: dict[tuple[int, int], list[tuple[float, int]]] = {}
+    ds = source.tables.get("drug_strength")
+    concepts = sorted({int(r["drug_concept_id"]) for r in drugs
+                       if r["drug_concept_id"] is not None})
+    if ds is not None and concepts:
+        for r in ds.filter(ds.drug_concept_id.isin(concepts)).to_pyarrow().to_pylist():
+            if None in (r["drug_concept_id"], r["ingredient_concept_id"], r["amount_value"],
+                        r["amount_unit_concept_id"]):
+                continue
+            key = (int(r["drug_concept_id"]), int(r["ingredient_concept_id"]))
+            strength.setdefault(key, []).append(
+                (float(r["amount_value"]), int(r["amount_unit_concept_id"])))
+    return PersonRows(person[0] if person else None, drugs, rows("condition_occurrence"),
+                      rows("procedure_occurrence"), rows("observation"),
+                      strength)
+
+
+@dataclass
+class Exclusions:
+    """Rows not used, by reason (counted in the cohort summary)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.counts[reason] = self.counts.get(reason, 0) + n
+
+
+@dataclass
+class AdapterResult:
+    patient: Patient | None
+    excluded: str | None  # why the person has no assessable episode
+    exclusions: Exclusions
+    n_episodes: int = 0
+
+
+def row_end(start: date, end: date | None, days_supply: int | None, inclusive: bool) -> date:
+    if end is not None:
+        return end + timedelta(days=1) if inclusive else end
+    if days_supply is not None:
+        return start + timedelta(days=days_supply)
+    return start + timedelta(days=1)
+
+
+def unit_dose(amounts: list[tuple[float, int]] | None, factors: Mapping[int, float],
+              quantity: float | None, days_supply: int | None) -> float | None:
+    """amount (mg) x quantity / days_supply, or None when any part is missing; several strength
+    rows for one drug and ingredient: the largest amount."""
+    if not amounts or quantity is None or days_supply is None or days_supply <= 0 \
+            or quantity < 0:
+        return None
+    mg = [a * factors[u] for a, u in amounts if u in factors]
+    if not mg:
+        return None
+    return max(mg) * quantity / days_supply
+
+
+def _courses(dates: list[date], gap: int) -> list[tuple[date, date, int]]:
+    out: list[tuple[date, date, int]] = []
+    for d in sorted(dates):
+        if out and (d - out[-1][1]).days <= gap:
+            s, _, n = out[-1]
+            out[-1] = (s, d, n + 1)
+        else:
+            out.append((d, d, 1))
+    return out
+
+
+def phq9_band(total: float, knowledge: Knowledge | None = None) -> str | None:
+    spec = (knowledge or load_knowledge()).scales["PHQ-9"]
+    return spec.band(total)
+
+
+def patient_from_rows(
+    rows: PersonRows,
+    concepts: Concepts,
+    as_of: date,
+    spec: OmopSpec | None = None,
+    knowledge: Knowledge | None = None,
+) -> AdapterResult:
+    """One person's rows -> a Patient under omop.yaml's rules (None with a reason when the person
+    has no assessable depressive episode)."""
+    spec = spec or load_omop_spec()
+    knowledge = knowledge or load_knowledge()
+    rules = spec.rules
+    excl = Exclusions()
+    if rows.person is None:
+        return AdapterResult(None, "no person row", excl)
+    pid = int(rows.person["person_id"])
+    gender = {g.concept_id: g.sex for g in spec.gender}
+    sex = gender.get(rows.person.get("gender_concept_id") or 0, Sex.unknown)
+
+    # drugs -> (start, end, dose, id) per agent
+    ad_rows: list[tuple[date, int, str, date, float | None]] = []
+    aug_rows: dict[str, list[tuple[date, int, date, float | None]]] = {}
+    for r in rows.drug_exposure:
+        start, cid = r["drug_exposure_start_date"], r["drug_concept_id"]
+        if start is None or cid is None or start > as_of:
+            continue
+        agents = concepts.drugs.get(int(cid))
+        if not agents:
+            continue
+        ds, end_date = r["days_supply"], r["drug_exposure_end_date"]
+        if ds is not None and ds < 0:
+            excl.add("drug_exposure: negative days_supply")
+            continue
+        if end_date is not None and end_date < start:
+            excl.add("drug_exposure: end before start")
+            continue
+        end = row_end(start, end_date, ds, rules.end_date_inclusive)
+        for dc in agents:
+            dose = unit_dose(rows.strength.get((int(cid), dc.ingredient_concept_id)),
+                             concepts.unit_factor, r["quantity"], ds)
+            if dc.role == "antidepressant":
+                ad_rows.append((start, int(r["drug_exposure_id"]), dc.agent, end, dose))
+            else:
+                aug_rows.setdefault(dc.agent, []).append(
+                    (start, int(r["drug_exposure_id"]), end, dose))
+    ad_rows.sort(key=lambda x: (x[0], x[1], x[2]))
+
+    conditions: dict[str, list[date]] = {}
+    for r in rows.condition_occurrence:
+        d, cid = r["condition_start_date"], r["condition_concept_id"]
+        if d is None or cid is None or d > as_of:
+            continue
+        for name in concepts.set_of(int(cid)):
+            conditions.setdefault(name, []).append(d)
+    mdd = sorted(conditions.get("mdd", []))
+    if rules.require_mdd_diagnosis and not mdd:
+        return AdapterResult(None, "no MDD diagnosis", excl)
+
+    # episodes: gaps-and-islands over antidepressant rows (and MDD diagnoses)
+    events: list[tuple[date, date]] = [(s, min(e, as_of)) for s, _, _, e, _ in ad_rows]
+    if rules.mdd_diagnosis_opens_episode:
+        events += [(d, d) for d in mdd]
+    events.sort()
+    if not events:
+        return AdapterResult(None, "no antidepressant and no MDD diagnosis", excl)
+    islands: list[list[date]] = []  # [onset, last end]
+    washout = rules.episode_washout_days
+    for s, e in events:
+        if islands and (s - islands[-1][1]).days <= washout:
+            islands[-1][1] = max(islands[-1][1], e)
+        else:
+            islands.append([s, e])
+
+    # ratings
+    readings: list[tuple[date, int, float]] = []
+    for r in rows.observation:
+        d, cid, v = r["observation_date"], r["observation_concept_id"], r["value_as_number"]
+        if d is None or cid is None or int(cid) not in concepts.sets["phq9_total"] or d > as_of:
+            continue
+        if v is None:
+            continue
+        if v < 0 or v > knowledge.scales["PHQ-9"].max:
+            excl.add("observation: PHQ-9 value out of range")
+            continue
+        readings.append((d, int(r["observation_id"]), float(v)))
+    readings.sort()
+
+    # procedures
+    procs: dict[str, list[date]] = {"ect": [], "rtms": []}
+    for r in rows.procedure_occurrence:
+        d, cid = r["procedure_date"], r["procedure_concept_id"]
+        if d is None or cid is None or d > as_of:
+            continue
+        for name in concepts.set_of(int(cid)):
+            if name in procs:
+                procs[name].append(d)
+
+    def episode_of(day: date) -> int:
+        index = 0
+        for i, (onset, _) in enumerate(islands):
+            if onset <= day:
+                index = i
+        return index
+
+    meds: dict[int, list[MedicationRegimen]] = {}
+    for s, rid, agent, e, dose in ad_rows:
+        meds.setdefault(episode_of(s), []).append(MedicationRegimen(
+            id=f"drug_exposure/{rid}", agent=agent,
+            steps=[DoseStep(start=s, end=e, daily_dose_mg=dose)]))
+    for agent in sorted(aug_rows):
+        group = sorted(aug_rows[agent])
+        current: list[tuple[date, int, date, float | None]] = []
+        regimens: list[list[tuple[date, int, date, float | None]]] = []
+        for item in group:
+            if current and (item[0] - max(min(x[2], as_of) for x in current)).days \
+                    > rules.augmenter_gap_days:
+                regimens.append(current)
+                current = []
+            current.append(item)
+        regimens.append(current)
+        for reg in regimens:
+            meds.setdefault(episode_of(reg[0][0]), []).append(MedicationRegimen(
+                id=f"drug_exposure/{reg[0][1]}", agent=agent,
+                steps=[DoseStep(start=s, end=e, daily_dose_mg=dose) for s, _, e, dose in reg]))
+    ect: dict[int, list[ECTCourse]] = {}
+    for s, e, n in _courses(procs["ect"], rules.ect_course_gap_days):
+        ect.setdefault(episode_of(s), []).append(ECTCourse(start=s, end=e, sessions=n))
+    other: dict[int, list[TreatmentCourse]] = {}
+    for s, e, n in _courses(procs["rtms"], rules.rtms_course_gap_days):
+        other.setdefault(episode_of(s), []).append(
+            TreatmentCourse(kind=CourseKind.rtms, start=s, end=e, sessions=n))
+    ratings: dict[int, list[RatingReading]] = {}
+    for d, _, v in readings:
+        ratings.setdefault(episode_of(d), []).append(
+            RatingReading(scale=Scale.phq9, date=d, total=v))
+
+    flags = sorted(FLAG_OF_SET[name] for name in FLAG_OF_SET if conditions.get(name))
+    episodes = []
+    for i, (onset, last) in enumerate(islands):
+        ended = i + 1 < len(islands) or (as_of - last).days > washout
+        severity: Severity | None = None
+        window = onset - timedelta(days=rules.severity_window_days)
+        first = next((v for d, _, v in readings if window <= d <= as_of), None)
+        if first is not None:
+            band = phq9_band(first, knowledge)
+            severity = rules.severity_from_phq9.get(band) if band else None
+        episodes.append(Episode(
+            id=f"episode {i + 1}", onset=onset, end=last if ended else None,
+            severity=severity, medications=meds.get(i, []), ect=ect.get(i, []),
+            courses=other.get(i, []), ratings=ratings.get(i, [])))
+    patient = Patient(id=str(pid), sex=sex, flags=flags, episodes=episodes)
+    return AdapterResult(patient, None, excl, n_episodes=len(episodes))
+
+
+def read_patient(source: OmopSource, person_id: int, as_of: date,
+                 concepts: Concepts | None = None) -> AdapterResult:
+    """Convenience: one person of a database as a Patient (resolving concepts if not given)."""
+    concepts = concepts or resolve_concepts(source)
+    return patient_from_rows(read_person(source, person_id), concepts, as_of)
+
+
+__all__ = [
+    "AdapterResult",
+    "Concepts",
+    "OmopSource",
+    "PersonRows",
+    "check_tables",
+    "open_omop",
+    "patient_from_rows",
+    "read_patient",
+    "read_person",
+    "resolve_concepts",
+]

@@ -1,0 +1,125 @@
+"""Typed shape and loader of omop.yaml: the OMOP CDM tables trdstage reads, its concept sets and
+the rules that turn rows into a history. Every source key must resolve in sources.yaml."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import Field
+
+from trdstage.domain import Severity, Sex
+from trdstage.knowledge.loader import (
+    DATA,
+    KnowledgeError,
+    _check_sources,
+    _parse,
+    _read_yaml,
+    load_knowledge,
+)
+from trdstage.knowledge.schema import KnowledgeModel
+
+ColumnType = Literal["int64", "int32", "float64", "date", "string"]
+
+
+class Column(KnowledgeModel):
+    name: str
+    type: ColumnType
+    required: bool = False
+
+
+class TableSpec(KnowledgeModel):
+    optional: bool = False
+    note: str | None = None
+    columns: list[Column]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+
+class Code(KnowledgeModel):
+    vocabulary: str
+    code: str
+
+
+class ConceptSet(KnowledgeModel):
+    label: str
+    concepts: list[int] = Field(default_factory=list)
+    codes: list[Code] = Field(default_factory=list)
+    descendants: bool = False
+    exclude: list[int] = Field(default_factory=list)
+    source: str
+    codes_source: str | None = None
+
+
+class UnitFactor(KnowledgeModel):
+    concept_id: int
+    unit: str
+    factor: float = Field(gt=0)
+
+
+class GenderMap(KnowledgeModel):
+    concept_id: int
+    sex: Sex
+
+
+class Rules(KnowledgeModel):
+    episode_washout_days: int = Field(ge=0)
+    episode_washout_days_source: str
+    mdd_diagnosis_opens_episode: bool
+    mdd_diagnosis_opens_episode_source: str
+    require_mdd_diagnosis: bool
+    require_mdd_diagnosis_source: str
+    end_date_inclusive: bool
+    end_date_inclusive_source: str
+    augmenter_gap_days: int = Field(ge=0)
+    augmenter_gap_days_source: str
+    ect_course_gap_days: int = Field(ge=0)
+    ect_course_gap_days_source: str
+    rtms_course_gap_days: int = Field(ge=0)
+    rtms_course_gap_days_source: str
+    severity_window_days: int = Field(ge=0)
+    severity_window_days_source: str
+    severity_from_phq9: dict[str, Severity]
+    severity_from_phq9_source: str
+
+
+SetName = Literal["phq9_total", "mdd", "bipolar", "psychosis", "ect", "rtms"]
+
+
+class OmopSpec(KnowledgeModel):
+    cdm_version: str
+    source: str
+    tables: dict[str, TableSpec]
+    concept_sets: dict[SetName, ConceptSet]
+    units_to_mg: list[UnitFactor]
+    units_source: str
+    gender: list[GenderMap]
+    gender_source: str
+    rules: Rules
+
+    def with_rules(self, **changes: object) -> OmopSpec:
+        """A copy with some rules changed (validated), for settings given on the command line."""
+        rules = Rules.model_validate({**self.rules.model_dump(), **changes})
+        return self.model_copy(update={"rules": rules})
+
+
+@cache
+def load_omop_spec() -> OmopSpec:
+    text = (DATA / "omop.yaml").read_text(encoding="utf-8")
+    raw = _read_yaml("omop.yaml", text)
+    spec = _parse(OmopSpec, "omop.yaml", raw)
+    _check_sources("omop.yaml", raw, load_knowledge().sources)
+    phq9 = load_knowledge().scales.get("PHQ-9")
+    if phq9 is None:
+        raise KnowledgeError("omop.yaml: the PHQ-9 scale is missing from scales.yaml")
+    bands = {b.label for b in phq9.bands}
+    unknown = sorted(set(spec.rules.severity_from_phq9) - bands)
+    if unknown:
+        raise KnowledgeError(f"omop.yaml: rules.severity_from_phq9: unknown PHQ-9 band(s) "
+                             f"{', '.join(unknown)} (known: {', '.join(sorted(bands))})")
+    return spec
+
+
+__all__ = ["Column", "ConceptSet", "OmopSpec", "Rules", "TableSpec", "load_omop_spec"]
