@@ -195,7 +195,7 @@ def timeline_figure(a: Assessment, audience: Audience = "clinician",
     rows = _rows(a)
     lo, hi = span or _date_span(a, None)
     height = 1.3 + 0.34 * max(len(rows), 1)
-    fig = Figure(figsize=(9.0, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(7.6, height), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     _style_axes(ax)
     if not rows:
@@ -231,7 +231,7 @@ def timeline_figure(a: Assessment, audience: Audience = "clinician",
     _date_axis(ax, lo, hi)
     ax.grid(axis="x", color="#E5E5E5", linewidth=0.6)
     ax.set_axisbelow(True)
-    fig.legend(handles=_legend(a), loc="outside lower center", ncol=5, fontsize=7.5,
+    fig.legend(handles=_legend(a), loc="outside lower center", ncol=4, fontsize=7.5,
                frameon=False)
     return fig
 
@@ -287,7 +287,7 @@ def symptom_figure(patient: Patient, a: Assessment, audience: Audience = "clinic
         return None
     knowledge = load_knowledge()
     lo, hi = span or _date_span(a, patient)
-    fig = Figure(figsize=(9.0, 0.6 + 2.5 * len(scales)), dpi=100, layout="constrained")
+    fig = Figure(figsize=(7.6, 0.6 + 2.5 * len(scales)), dpi=100, layout="constrained")
     axes = fig.subplots(len(scales), 1, squeeze=False, sharex=True)
     for ax, scale_id in zip(axes[:, 0], scales, strict=True):
         spec = knowledge.scales[scale_id]
@@ -328,7 +328,8 @@ def _symptom_panel(ax: Axes, spec: ScaleSpec, points: list[RatingReading], audie
     ax.axhline(spec.remission.value, color="#009E73", linestyle="-.", linewidth=1.2,
                label=rem_label, zorder=2)
     ax.plot(xs, ys, color="#0072B2", marker="o", markersize=4, linewidth=1.6, zorder=3,
-            label=f"{spec.id} total", gid=f"readings:{spec.id}")
+            label=f"{spec.id} total" if audience == "clinician" else "your score",
+            gid=f"readings:{spec.id}")
     for x, y in zip(xs, ys, strict=True):
         ax.annotate(f"{y:g}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
                     fontsize=6.5, color=INK)
@@ -336,7 +337,7 @@ def _symptom_panel(ax: Axes, spec: ScaleSpec, points: list[RatingReading], audie
     ax.set_ylabel(spec.id if audience == "clinician" else f"{spec.id} score", fontsize=8)
     _date_axis(ax, lo, hi)
     ax.grid(axis="x", color="#E5E5E5", linewidth=0.6)
-    ax.legend(loc="upper right", fontsize=7, frameon=True, framealpha=0.9, edgecolor="#DDDDDD")
+    ax.legend(loc="best", fontsize=7, frameon=True, framealpha=0.9, edgecolor="#DDDDDD")
 
 
 def shared_span(patient: Patient, a: Assessment) -> tuple[date, date]:
