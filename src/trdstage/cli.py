@@ -17,6 +17,8 @@ from rich.table import Table
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.native import patient_json_schema, read_patient_file
 from trdstage.adapters.output import write_atomic
+from trdstage.domain.patient import Patient
+from trdstage.domain.results import Assessment
 from trdstage.engine import assess as run_assessment
 from trdstage.knowledge import KnowledgeError, load_policy, policy_names
 from trdstage.report import RENDERERS
@@ -39,6 +41,13 @@ class Format(StrEnum):
     text = "text"
     json = "json"
     markdown = "markdown"
+    html = "html"
+    pdf = "pdf"
+
+
+class Audience(StrEnum):
+    clinician = "clinician"
+    patient = "patient"
 
 
 def _fail(message: str) -> NoReturn:
@@ -73,6 +82,9 @@ def assess(
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write to this file instead of standard output.")] = None,
+    audience: Annotated[Audience, typer.Option(
+        help="Report reader (html and pdf): clinician report or plain-language patient "
+        "summary.")] = Audience.clinician,
 ) -> None:
     """Stage one patient's history under every model and explain each result."""
     when = _parse_date(as_of) or date.today()
@@ -82,7 +94,33 @@ def assess(
         result = run_assessment(patient, as_of=when, policy=chosen)
     except (InputError, KnowledgeError) as exc:
         _fail(str(exc))
+    if fmt in (Format.html, Format.pdf):
+        _emit_report(patient, result, fmt, audience, output)
+        return
+    if audience is not Audience.clinician:
+        _fail("--audience patient needs --format html or --format pdf")
     _emit(RENDERERS[fmt.value](result), output)
+
+
+def _emit_report(patient: Patient, result: Assessment, fmt: Format, audience: Audience,
+                 output: Path | None) -> None:
+    """HTML or PDF report (imported here: matplotlib is only loaded when a report is asked)."""
+    if fmt is Format.html:
+        from trdstage.report.html import render_html
+
+        _emit(render_html(patient, result, audience.value), output)
+        return
+    if output is None and sys.stdout.isatty():
+        _fail("a PDF is binary: give --output FILE (or redirect standard output)")
+    from trdstage.report.pdf import render_pdf
+
+    data = render_pdf(patient, result, audience.value)
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        write_atomic(output, data)
+        err.print(f"wrote {output}")
 
 
 @app.command()
