@@ -7,7 +7,7 @@ units); agents are canonical generic names from the formulary.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -162,12 +162,63 @@ class Episode(DomainModel):
         return self
 
 
+_PHENOTYPE_NAMES = {
+    "um": "UM", "ultrarapid": "UM", "ultrarapid metabolizer": "UM",
+    "ultrarapid metaboliser": "UM",
+    "rm": "RM", "rapid": "RM", "rapid metabolizer": "RM", "rapid metaboliser": "RM",
+    "nm": "NM", "normal": "NM", "normal metabolizer": "NM", "normal metaboliser": "NM",
+    "im": "IM", "intermediate": "IM", "intermediate metabolizer": "IM",
+    "intermediate metaboliser": "IM",
+    "likely im": "Likely IM", "likely intermediate metabolizer": "Likely IM",
+    "likely intermediate metaboliser": "Likely IM",
+    "pm": "PM", "poor": "PM", "poor metabolizer": "PM", "poor metaboliser": "PM",
+    "likely pm": "Likely PM", "likely poor metabolizer": "Likely PM",
+    "likely poor metaboliser": "Likely PM",
+}
+
+
+class PgxResult(DomainModel):
+    """A pharmacogenomic result for one gene: a phenotype (UM, RM, NM, IM, Likely IM, PM,
+    Likely PM, or the spelled-out CPIC names), or for CYP2D6 an activity score (mapped to a
+    phenotype by the documented CPIC bands in knowledge/data/cpic.yaml). A diplotype alone is
+    kept for the record but not interpreted: give the laboratory's phenotype with it."""
+
+    gene: Literal["CYP2D6", "CYP2C19", "CYP2B6"]
+    phenotype: str | None = None
+    activity_score: float | None = Field(default=None, ge=0)
+    diplotype: str | None = None
+    test_date: date | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.phenotype is None and self.activity_score is None and self.diplotype is None:
+            raise ValueError("give a phenotype, an activity score or a diplotype")
+        if self.activity_score is not None and self.gene != "CYP2D6":
+            raise ValueError("an activity score is only interpreted for CYP2D6")
+        if self.phenotype is not None:
+            code = _PHENOTYPE_NAMES.get(" ".join(self.phenotype.lower().split()))
+            if code is None:
+                raise ValueError(f"unknown phenotype {self.phenotype!r} (use UM, RM, NM, IM, "
+                                 "Likely IM, PM or Likely PM)")
+            object.__setattr__(self, "phenotype", code)
+        return self
+
+
 class Patient(DomainModel):
+    """`flags` (and Episode.flags) use the vocabulary documented in
+    knowledge/data/reassessment.yaml (e.g. suicidality, seizure_disorder, eating_disorder,
+    pregnancy, substance_use, hypothyroidism, bipolar_features); the advice layer reads them.
+    `other_medications`: current non-antidepressant co-medications by generic name (e.g.
+    hydrochlorothiazide, ibuprofen, tramadol, linezolid), read by the interaction checks.
+    `pharmacogenomics`: CYP2D6 / CYP2C19 / CYP2B6 results."""
+
     id: str = "patient"
     birth_date: date | None = None
     sex: Sex = Sex.unknown
     flags: list[str] = Field(default_factory=list)
     episodes: list[Episode] = Field(min_length=1)
+    other_medications: list[str] = Field(default_factory=list)
+    pharmacogenomics: list[PgxResult] = Field(default_factory=list)
 
     def current_episode(self, as_of: date) -> Episode:
         """The episode with the latest onset on or before `as_of` (the first one if none is)."""

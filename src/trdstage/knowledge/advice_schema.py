@@ -362,8 +362,8 @@ def _cross_check(k: AdviceKnowledge) -> None:
             if agent not in known_agents:
                 raise KnowledgeError(f"options.yaml: options.{i} ({o.id}): unknown agent {agent!r}")
     groups = k.safety.groups
-    for gname, g in groups.items():
-        for m in g.mechanisms:
+    for gname, group in groups.items():
+        for m in group.mechanisms:
             if m not in base.classes:
                 raise KnowledgeError(f"safety.yaml: groups.{gname}: unknown mechanism {m!r}")
     refs: list[tuple[str, str]] = []
@@ -375,9 +375,9 @@ def _cross_check(k: AdviceKnowledge) -> None:
     refs += [(f"monitoring.{r.code}", r.group) for r in k.safety.monitoring]
     refs += [(f"ceilings.{r.code}", c.with_group) for r in k.safety.ceilings
              for c in r.conditions if c.with_group]
-    for where, g in refs:
-        if g not in groups:
-            raise KnowledgeError(f"safety.yaml: {where}: unknown group {g!r}")
+    for where, ref in refs:
+        if ref not in groups:
+            raise KnowledgeError(f"safety.yaml: {where}: unknown group {ref!r}")
     vocabulary = set(k.reassessment.flags)
     flag_uses = [f for r in k.safety.flag_rules for f in r.flags]
     flag_uses += [f for o in k.options.options for f in o.surface.any_stage_if]
