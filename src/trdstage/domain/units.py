@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 MG_PER_UNIT = {
@@ -53,11 +54,17 @@ def parse_dose(raw: Any) -> float:
             raise DoseError(f"dose value must be a number, not {value!r}")
         return to_mg(float(value), str(raw.get("unit", "mg")))
     if isinstance(raw, str):
-        text = raw.strip()
-        if text.startswith("-"):
-            raise DoseError(f"negative dose {text!r}")
-        match = _DOSE.match(text)
-        if not match:
-            raise DoseError(f"cannot read dose {raw!r} (expected e.g. '150 mg')")
-        return to_mg(float(match.group(1)), match.group(2) or "mg")
+        return _parse_dose_text(raw)
     raise DoseError(f"dose must be a number or a string such as '150 mg', not {raw!r}")
+
+
+@lru_cache(maxsize=4096)
+def _parse_dose_text(raw: str) -> float:
+    """Dose strings repeat across records ('100 mg'): parsed once each."""
+    text = raw.strip()
+    if text.startswith("-"):
+        raise DoseError(f"negative dose {text!r}")
+    match = _DOSE.match(text)
+    if not match:
+        raise DoseError(f"cannot read dose {raw!r} (expected e.g. '150 mg')")
+    return to_mg(float(match.group(1)), match.group(2) or "mg")
