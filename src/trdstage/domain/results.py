@@ -184,3 +184,11 @@ class Assessment(ResultModel):
     reassessment: list[ChecklistItem] = Field(default_factory=list)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     disclaimer: str = DISCLAIMER
+
+
+def result_json_schema() -> dict[str, object]:
+    """JSON Schema of the JSON result (serialisation mode: what `--format json` emits)."""
+    schema = Assessment.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "trdstage assessment result"
+    return schema
