@@ -18,7 +18,7 @@ from trdstage.adapters.errors import InputError
 from trdstage.adapters.native import patient_json_schema, read_patient_file
 from trdstage.adapters.output import write_atomic
 from trdstage.domain.patient import Patient
-from trdstage.domain.results import Assessment
+from trdstage.domain.results import Assessment, Notice
 from trdstage.engine import assess as run_assessment
 from trdstage.knowledge import KnowledgeError, load_policy, policy_names
 from trdstage.report import RENDERERS
@@ -43,6 +43,7 @@ class Format(StrEnum):
     markdown = "markdown"
     html = "html"
     pdf = "pdf"
+    fhir = "fhir"
 
 
 class Audience(StrEnum):
@@ -74,7 +75,9 @@ def _emit(text: str, output: Path | None) -> None:
 
 @app.command()
 def assess(
-    file: Annotated[Path, typer.Argument(help="Patient history (YAML or JSON; see `schema`).")],
+    file: Annotated[Path | None, typer.Argument(
+        help="Patient history: YAML or JSON (see `schema`), or a FHIR R4 Bundle (docs/fhir.md)."
+    )] = None,
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Assessment date YYYY-MM-DD (default: today).")] = None,
     policy: Annotated[str, typer.Option(
@@ -85,21 +88,60 @@ def assess(
     audience: Annotated[Audience, typer.Option(
         help="Report reader (html and pdf): clinician report or plain-language patient "
         "summary.")] = Audience.clinician,
+    fhir_server: Annotated[str | None, typer.Option(
+        "--fhir-server", help="FHIR R4 server base URL to read the patient from (instead of "
+        "FILE).")] = None,
+    patient_id: Annotated[str | None, typer.Option(
+        "--patient", help="Patient id on the FHIR server.")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="TRDSTAGE_FHIR_TOKEN", show_envvar=True,
+        help="Bearer token for the FHIR server.")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0.1, help="FHIR server timeout in seconds.")] = 30.0,
 ) -> None:
     """Stage one patient's history under every model and explain each result."""
     when = _parse_date(as_of) or date.today()
     try:
         chosen = load_policy(policy)
-        patient = read_patient_file(file)
+        patient, notices, fhir_sources = _read_patient(file, fhir_server, patient_id, token,
+                                                       timeout)
         result = run_assessment(patient, as_of=when, policy=chosen)
     except (InputError, KnowledgeError) as exc:
         _fail(str(exc))
+    if notices:
+        result = result.model_copy(update={"warnings": [*notices, *result.warnings]})
+    if fmt is Format.fhir:
+        from trdstage.adapters.fhir.write import render_fhir
+
+        _emit(render_fhir(result, fhir_sources), output)
+        return
     if fmt in (Format.html, Format.pdf):
         _emit_report(patient, result, fmt, audience, output)
         return
     if audience is not Audience.clinician:
         _fail("--audience patient needs --format html or --format pdf")
     _emit(RENDERERS[fmt.value](result), output)
+
+
+def _read_patient(file: Path | None, server: str | None, patient_id: str | None,
+                  token: str | None, timeout: float
+                  ) -> tuple[Patient, list[Notice], dict[str, list[str]]]:
+    """A native file, a FHIR Bundle file (it has a resourceType) or a FHIR server patient."""
+    from trdstage.adapters.fhir import is_fhir_json, read_fhir_file
+
+    if server is not None:
+        if file is not None or not patient_id:
+            _fail("--fhir-server needs --patient ID and no FILE")
+        from trdstage.adapters.fhir.client import fetch_patient
+
+        got = fetch_patient(server, patient_id, token=token, timeout=timeout)
+        return got.patient, got.notices, got.sources
+    if file is None:
+        _fail("give a patient FILE, or --fhir-server URL --patient ID")
+    if is_fhir_json(file):
+        got = read_fhir_file(file)
+        return got.patient, got.notices, got.sources
+    return read_patient_file(file), [], {}
 
 
 def _emit_report(patient: Patient, result: Assessment, fmt: Format, audience: Audience,

@@ -61,9 +61,9 @@ SKIP_STATUS = {
 OPEN_STATUS = {"active", "on-hold", "in-progress"}
 # MedicationRequest intents that are orders (a plan or proposal is not a treatment taken).
 ORDER_INTENTS = {"order", "original-order", "reflex-order", "filler-order", "instance-order"}
-COUNT_UNITS = {"", "1", "tab", "tabs", "tablet", "tablets", "cap", "caps", "capsule", "capsules",
-               "each", "ea", "unit", "units", "patch", "patches", "spray", "sprays", "actuation",
-               "actuations", "dose", "doses", "device", "devices"}
+COUNT_UNITS = {"", "1", "tbl", "tab", "tabs", "tablet", "tablets", "cap", "caps", "capsule",
+               "capsules", "each", "ea", "unit", "units", "patch", "patches", "spray", "sprays",
+               "actuation", "actuations", "dose", "doses", "device", "devices"}
 DURATION_DAYS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0,
                  "mo": 30.0, "month": 30.0, "months": 30.0, "h": 1 / 24, "a": 365.0}
 PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0,
@@ -320,7 +320,8 @@ class _Reader:
         for extra in patients[1:]:
             self.note("extra_patient", "more than one Patient resource: only the first is read",
                       extra.label)
-        pid = (patient.obj.id if patient is not None else None) or self.patient_id or "patient"
+        pid = (patient.obj.id if patient is not None else None) or self.patient_id or \
+            self.first_subject(entries) or "patient"
         self.pid = pid
         self.patient_refs = {f"Patient/{pid}"}
         if patient is not None and patient.full_url:
@@ -337,6 +338,16 @@ class _Reader:
             elif entry.rtype == "Observation":
                 self.observation(entry)
         return self.build(patient)
+
+    @staticmethod
+    def first_subject(entries: list[_Entry]) -> str | None:
+        """Without a Patient resource, the patient is the first subject referred to."""
+        for entry in entries:
+            subject = getattr(entry.obj, "subject", None)
+            ref = getattr(subject, "reference", None) or ""
+            if ref.startswith("Patient/"):
+                return ref.removeprefix("Patient/").split("/")[0]
+        return None
 
     def validate(self, items: list[tuple[Any, str | None]]) -> list[_Entry]:
         entries: list[_Entry] = []
