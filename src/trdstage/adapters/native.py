@@ -143,6 +143,7 @@ def resolve_agents(patient: Patient, name: str, knowledge: Knowledge) -> Patient
                     knowledge.rapid_acting[agent].course_kind)))
                 continue
             added = []
+            changed = agent != regimen.agent
             for a_i, extra in enumerate(regimen.added):
                 extra_agent, extra_kind = _resolve(knowledge, extra.agent,
                                                    f"{where}.added[{a_i}].agent")
@@ -150,8 +151,11 @@ def resolve_agents(patient: Patient, name: str, knowledge: Knowledge) -> Patient
                     raise InputError(f"{where}.added[{a_i}].agent",
                                      f"{extra_agent} is recorded as a course "
                                      f"(courses: kind {extra_agent}), not as an added agent")
-                added.append(extra.model_copy(update={"agent": extra_agent}))
-            meds.append(regimen.model_copy(update={"agent": agent, "added": added}))
+                changed = changed or extra_agent != extra.agent
+                added.append(extra if extra_agent == extra.agent
+                             else extra.model_copy(update={"agent": extra_agent}))
+            meds.append(regimen.model_copy(update={"agent": agent, "added": added})
+                        if changed else regimen)
         episodes.append(episode.model_copy(update={"medications": meds, "courses": courses}))
     return patient.model_copy(update={"episodes": episodes})
 
