@@ -120,6 +120,14 @@ VALID_STEP = "{start: 2025-01-10, end: 2025-03-10, dose: 100 mg}"
      "[{start: 2025-01-10, dose: 2 tablets}]}]}]", "unknown dose unit 'tablets'"),
     ("episodes: [{onset: 2025-01-01, colour: blue}]", "episodes[0].colour: Extra inputs"),
     ("- just\n- a list\n", "expected a mapping"),
+    ("episodes: [{onset: 2025-01-01, ratings: [{scale: PHQ-9, date: 2025-02-01, total: 30}]}]",
+     "ratings[0].total: 30 is outside the PHQ-9 range 0-27"),
+    ("episodes: [{onset: 2025-01-01, ratings: [{scale: PHQ-9, date: 2025-02-01, total: 5, "
+     "items: [1, 1, 1, 1, 1]}]}]", "PHQ-9 has 9 items, 5 given"),
+    ("episodes: [{onset: 2025-01-01, ratings: [{scale: PHQ-9, date: 2025-02-01, total: 9, "
+     "items: [1, 1, 1, 1, 1, 1, 1, 1, 1]}]}]", "differs from the sum"),
+    ("episodes: [{onset: 2025-01-01, ratings: [{scale: BDI, date: 2025-02-01, total: 9}]}]",
+     "ratings[0].scale"),
 ])
 def test_bad_input_is_named_and_exits_2(tmp_path: Path, text: str, expected: str) -> None:
     code, err = _bad(tmp_path, text)

@@ -71,7 +71,9 @@ def patient_from_mapping(raw: Any, name: str = "<input>", today: date | None = N
     except ValidationError as exc:
         raise InputError(*_first_error(name, exc)) from exc
     _check_future(patient, name, today or date.today())
-    return resolve_agents(patient, name, knowledge or load_knowledge())
+    knowledge = knowledge or load_knowledge()
+    check_ratings(patient, name, knowledge)
+    return resolve_agents(patient, name, knowledge)
 
 
 def _first_error(name: str, exc: ValidationError) -> tuple[str, str]:
@@ -118,6 +120,32 @@ def _check_future(patient: Patient, name: str, today: date) -> None:
             raise InputError(f"{name}: {loc}",
                              f"date {value.isoformat()} is in the future (today is "
                              f"{today.isoformat()})")
+
+
+def check_ratings(patient: Patient, name: str, knowledge: Knowledge) -> None:
+    """Totals within the scale's range; item scores, where given, of the right count and range
+    and adding up to the total."""
+    for e_i, episode in enumerate(patient.episodes):
+        for r_i, reading in enumerate(episode.ratings):
+            where = f"{name}: episodes[{e_i}].ratings[{r_i}]"
+            spec = knowledge.scales[reading.scale.value]
+            if not spec.min <= reading.total <= spec.max:
+                raise InputError(f"{where}.total", f"{reading.total:g} is outside the "
+                                 f"{spec.id} range {spec.min:g}-{spec.max:g}")
+            if reading.items is None:
+                continue
+            if spec.items is None or spec.item_max is None:
+                raise InputError(f"{where}.items", f"item scores are not read for {spec.id}")
+            if len(reading.items) != spec.items:
+                raise InputError(f"{where}.items", f"{spec.id} has {spec.items} items, "
+                                 f"{len(reading.items)} given")
+            for i_i, item in enumerate(reading.items):
+                if not 0 <= item <= spec.item_max:
+                    raise InputError(f"{where}.items[{i_i}]", f"item score {item} is outside "
+                                     f"0-{spec.item_max}")
+            if sum(reading.items) != reading.total:
+                raise InputError(f"{where}.total", f"{reading.total:g} differs from the sum "
+                                 f"of the item scores ({sum(reading.items)})")
 
 
 def _resolve(knowledge: Knowledge, agent: str, where: str) -> tuple[str, str]:
