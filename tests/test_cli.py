@@ -109,7 +109,8 @@ VALID_STEP = "{start: 2025-01-10, end: 2025-03-10, dose: 100 mg}"
 @pytest.mark.parametrize(("text", "expected"), [
     ("episodes: [{onset: 2025-01-01, bad", "malformed YAML"),
     ("episodes: [{severity: mild}]", "episodes[0].onset: required field missing"),
-    (f"episodes: [{{onset: 2025-01-01, medications: [{{agent: sertralin, steps: [{VALID_STEP}]}}]}}]",
+    ("episodes: [{onset: 2025-01-01, medications: "
+     f"[{{agent: sertralin, steps: [{VALID_STEP}]}}]}}]",
      "unknown drug 'sertralin'; did you mean sertraline"),
     ("episodes: [{onset: 2025-01-01, medications: [{agent: sertraline, steps: "
      "[{start: 2025-03-10, end: 2025-01-10, dose: 100 mg}]}]}]", "end 2025-01-10 is before start"),
@@ -124,7 +125,7 @@ VALID_STEP = "{start: 2025-01-10, end: 2025-03-10, dose: 100 mg}"
      "ratings[0].total: 30 is outside the PHQ-9 range 0-27"),
     ("episodes: [{onset: 2025-01-01, ratings: [{scale: PHQ-9, date: 2025-02-01, total: 5, "
      "items: [1, 1, 1, 1, 1]}]}]", "PHQ-9 has 9 items, 5 given"),
-    ("episodes: [{onset: 2025-01-01, ratings: [{scale: PHQ-9, date: 2025-02-01, total: 9, "
+    ("episodes: [{onset: 2025-01-01, ratings: [{scale: PHQ-9, date: 2025-02-01, total: 10, "
      "items: [1, 1, 1, 1, 1, 1, 1, 1, 1]}]}]", "differs from the sum"),
     ("episodes: [{onset: 2025-01-01, ratings: [{scale: BDI, date: 2025-02-01, total: 9}]}]",
      "ratings[0].scale"),
