@@ -3,7 +3,6 @@
 from datetime import date, timedelta
 
 from builders import History
-
 from trdstage.domain import Outcome
 
 

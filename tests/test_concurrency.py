@@ -1,7 +1,6 @@
 """Second agents alongside a trial: augmentation, combination or a cross-taper switch."""
 
 from builders import History
-
 from trdstage.domain import ConcurrentUse
 
 

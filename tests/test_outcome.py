@@ -3,8 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from builders import History
 
+from builders import History
 from trdstage.domain import Outcome
 
 
