@@ -287,7 +287,9 @@ def symptom_figure(patient: Patient, a: Assessment, audience: Audience = "clinic
         return None
     knowledge = load_knowledge()
     lo, hi = span or _date_span(a, patient)
-    fig = Figure(figsize=(7.6, 0.6 + 2.5 * len(scales)), dpi=100, layout="constrained")
+    # The patient summary draws a narrower figure: scaled to the page, its text reads larger.
+    width, per_scale = (7.6, 2.5) if audience == "clinician" else (6.0, 2.6)
+    fig = Figure(figsize=(width, 0.6 + per_scale * len(scales)), dpi=100, layout="constrained")
     axes = fig.subplots(len(scales), 1, squeeze=False, sharex=True)
     for ax, scale_id in zip(axes[:, 0], scales, strict=True):
         spec = knowledge.scales[scale_id]
