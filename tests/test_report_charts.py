@@ -3,6 +3,10 @@ the knowledge data."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 
@@ -10,6 +14,7 @@ from builders import History
 from test_report_support import AS_OF, demo
 from trdstage.knowledge import load_knowledge
 from trdstage.report import charts
+from trdstage.report.html import render_html
 
 
 def _bars(fig, prefix: str) -> dict[str, Rectangle]:
@@ -82,3 +87,31 @@ def test_no_ratings_no_symptom_chart_and_svg_is_inline() -> None:
     svg = charts.to_svg(charts.timeline_figure(a))
     assert svg.startswith("<svg")
     assert 'href="http' not in svg and "url(http" not in svg  # nothing fetched
+
+
+AGENTS = ["sertraline", "venlafaxine", "nortriptyline", "phenelzine", "bupropion", "mirtazapine",
+          "escitalopram", "vortioxetine"]
+OUTCOMES = ["response", "partial_response", "non_response", "intolerance", None]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trials=st.lists(st.tuples(st.sampled_from(AGENTS), st.sampled_from([None, 10.0, 150.0]),
+                                 st.integers(1, 16), st.sampled_from(OUTCOMES)),
+                       min_size=0, max_size=8),
+       ect=st.booleans(), ratings=st.lists(st.integers(0, 27), max_size=6))
+def test_any_history_renders_one_bar_per_trial(
+        trials: list[tuple[str, float | None, int, str | None]], ect: bool,
+        ratings: list[int]) -> None:
+    h = History(onset="2023-01-01")
+    for agent, dose, weeks, outcome in trials:
+        h.trial(agent, dose, weeks=weeks, outcome=outcome)
+    if ect:
+        h.ect()
+    for i, total in enumerate(ratings):
+        h.rating("PHQ-9", date(2023, 1, 10) + timedelta(days=30 * i), total)
+    patient, a = h.patient(), h.assess()
+    rows = charts.timeline_rows(a)
+    assert [g for g, _, _ in rows if g.startswith("trial:")] == [
+        f"trial:{t.id}" for t in sorted(a.trials, key=lambda t: (t.start, t.id))]
+    html = render_html(patient, a)
+    assert html.count("<svg") == (2 if ratings else 1)
