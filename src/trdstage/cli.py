@@ -17,6 +17,7 @@ from rich.table import Table
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.native import patient_json_schema, read_patient_file
 from trdstage.adapters.output import write_atomic
+from trdstage.advice import advise
 from trdstage.domain.patient import Patient
 from trdstage.domain.results import Assessment, Notice
 from trdstage.engine import assess as run_assessment
@@ -105,7 +106,7 @@ def assess(
         chosen = load_policy(policy)
         patient, notices, fhir_sources = _read_patient(file, fhir_server, patient_id, token,
                                                        timeout)
-        result = run_assessment(patient, as_of=when, policy=chosen)
+        result = advise(patient, run_assessment(patient, as_of=when, policy=chosen))
     except (InputError, KnowledgeError) as exc:
         _fail(str(exc))
     if notices:
