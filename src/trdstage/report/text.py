@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trdstage.domain.advice import Recommendation
 from trdstage.domain.results import Assessment, TrialVerdict
 
 ROMAN = ["0", "I", "II", "III", "IV", "V"]
@@ -84,6 +85,7 @@ def render_text(a: Assessment) -> str:
     if a.warnings:
         lines += ["", "Warnings:"] + [
             f"  - {w.where + ': ' if w.where else ''}{w.message}" for w in a.warnings]
+    lines += advice_text(a)
     lines += ["", a.disclaimer]
     return "\n".join(lines) + "\n"
 
@@ -134,8 +136,115 @@ def render_markdown(a: Assessment) -> str:
     if a.warnings:
         out += ["", "## Warnings", ""] + [
             f"- {_cell((w.where + ': ') if w.where else '')}{_cell(w.message)}" for w in a.warnings]
+    out += advice_markdown(a)
     out += ["", f"> {a.disclaimer}", ""]
     return "\n".join(out)
+
+
+def _grades(r: Recommendation) -> str:
+    return "; ".join(f"{g.guideline}: {g.grade}" for g in r.grades)
+
+
+def _rec_head(r: Recommendation) -> str:
+    flags = []
+    if r.blocked:
+        flags.append("BLOCKED")
+    if r.previously_tried is not None:
+        flags.append("TRIED BEFORE")
+    mark = f" [{', '.join(flags)}]" if flags else ""
+    return f"{r.rank}. {r.label} ({r.category.value}){mark}"
+
+
+def advice_text(a: Assessment) -> list[str]:
+    """Next steps, alerts, the reassessment checklist and monitoring, as plain text."""
+    lines: list[str] = []
+    if a.alerts:
+        lines += ["", "Alerts:"]
+        lines += [f"  [{al.severity.value.upper()}] {al.code}: {al.message}" for al in a.alerts]
+    if a.recommendations:
+        lines += ["", "Next steps (ranked; the stage-to-option mapping is the project's design, "
+                  "the grades are each guideline's own):"]
+        for r in a.recommendations:
+            lines.append(f"  {_rec_head(r)}")
+            if r.blocked_reason:
+                lines.append(f"      blocked: {r.blocked_reason}")
+            if r.dose_range:
+                lines.append(f"      dose: {r.dose_range.text}")
+            if r.grades:
+                lines.append(f"      grades: {_grades(r)}")
+            lines += [f"      - {x}" for x in r.rationale]
+            if r.previously_tried:
+                lines.append(f"      tried: {r.previously_tried.summary}")
+            lines += [f"      ! [{al.severity.value}] {al.message}" for al in r.alerts
+                      if al.severity.value != "info"]
+            lines += [f"      PGx {f.drug}: {f.recommendation}"
+                      + (f" ({f.strength})" if f.strength else "") for f in r.pharmacogenomics]
+            lines.append(f"      sources: {', '.join(r.source_keys)}")
+    if a.reassessment:
+        lines += ["", "Reassessment checklist:"]
+        for c in a.reassessment:
+            mark = "FOUND" if c.status.value == "found" else "to check"
+            lines.append(f"  [{mark}] {c.check}")
+            lines += [f"      - {e}" for e in c.evidence]
+    m = a.monitoring
+    if m.scales or m.notes:
+        lines += ["", "Symptom monitoring:"]
+        for s in m.scales:
+            resp = "" if s.reduction_pct is None else f", {s.reduction_pct:g}% from baseline"
+            lines.append(f"  {s.scale}: latest {s.latest:g} ({s.latest_band}){resp}; response "
+                         f"{'yes' if s.response else 'no'}, remission "
+                         f"{'yes' if s.remission else 'no'} ({s.remission_threshold})")
+        for t in m.trials:
+            early = "" if t.early_improvement is None else (
+                f", early improvement {'yes' if t.early_improvement else 'no'}")
+            lines.append(f"  {t.trial_id} {t.label} on {t.scale}: {t.baseline:g} -> "
+                         f"{t.endpoint:g} ({t.reduction_pct:g}%){early}")
+        lines += [f"  - {n}" for n in m.notes]
+    return lines
+
+
+def advice_markdown(a: Assessment) -> list[str]:
+    """The same sections in Markdown."""
+    out: list[str] = []
+    if a.alerts:
+        out += ["", "## Alerts", ""]
+        out += [f"- **{al.severity.value}** `{al.code}`: {_cell(al.message)}" for al in a.alerts]
+    if a.recommendations:
+        out += ["", "## Next steps", "",
+                "Ranked. The stage-to-option mapping is the project's design (no guideline "
+                "indexes options by stage); each guideline's grade is given in its own terms.",
+                "", "| # | Option | Category | Grades | Dose | Status |",
+                "|---|---|---|---|---|---|"]
+        for r in a.recommendations:
+            status = ("blocked: " + r.blocked_reason) if r.blocked_reason else (
+                "tried before" if r.previously_tried else "")
+            out.append(f"| {r.rank} | {_cell(r.label)} | {r.category.value} | "
+                       f"{_cell(_grades(r))} | {_cell(r.dose_range.text if r.dose_range else '')}"
+                       f" | {_cell(status)} |")
+        for r in a.recommendations:
+            out += ["", f"**{r.rank}. {_cell(r.label)}**", ""]
+            out += [f"- {_cell(x)}" for x in r.rationale]
+            if r.previously_tried:
+                out.append(f"- tried: {_cell(r.previously_tried.summary)}")
+            out += [f"- {al.severity.value}: {_cell(al.message)}" for al in r.alerts]
+            out += [f"- PGx {f.drug}: {_cell(f.recommendation)}" for f in r.pharmacogenomics]
+            out.append(f"- sources: {', '.join(r.source_keys)}")
+    if a.reassessment:
+        out += ["", "## Reassessment checklist", "", "| Status | Check | Evidence |",
+                "|---|---|---|"]
+        out += [f"| {c.status.value} | {_cell(c.check)} | {_cell('; '.join(c.evidence))} |"
+                for c in a.reassessment]
+    m = a.monitoring
+    if m.scales:
+        out += ["", "## Symptom monitoring", "", "| Scale | Latest | Band | Change % | Response "
+                "| Remission |", "|---|---|---|---|---|---|"]
+        out += [f"| {s.scale} | {s.latest:g} | {s.latest_band} | "
+                f"{'' if s.reduction_pct is None else f'{s.reduction_pct:g}'} | "
+                f"{'yes' if s.response else 'no'} | {'yes' if s.remission else 'no'} |"
+                for s in m.scales]
+    if m.notes:
+        out += [""] + [f"- {_cell(n)}" for n in m.notes]
+    return out
 
 
 def render_json(a: Assessment) -> str:
