@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from typer.testing import CliRunner
+
 from fhir_builders import (
     condition,
     dispense,
@@ -24,8 +26,6 @@ from fhir_builders import (
     procedure,
     statement,
 )
-from typer.testing import CliRunner
-
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.fhir import read_fhir_data
 from trdstage.adapters.fhir.client import fetch_patient
@@ -33,7 +33,7 @@ from trdstage.adapters.fhir.write import assessment_to_bundle
 from trdstage.cli import app
 from trdstage.engine import assess
 
-TOKEN = "s3cret"
+TOKEN = "s3cret"  # noqa: S105 - a test token for the loopback server
 EXAMPLE = Path(__file__).parents[1] / "src" / "trdstage" / "examples" / "fhir"
 RESOURCES: list[dict[str, Any]] = [
     condition("c1", "icd10cm", "F33.2", onset="2024-01-01"),
@@ -127,7 +127,7 @@ def test_missing_token_server_error_and_timeout_are_clear(server: str) -> None:
         fetch_patient(f"{server}/fhir", "p1")
     with pytest.raises(InputError, match="HTTP 500: database down"):
         fetch_patient(f"{server}/broken", "p1", token=TOKEN)
-    with pytest.raises(InputError, match="did not answer within 0.3"):
+    with pytest.raises(InputError, match=r"did not answer within 0\.3"):
         fetch_patient(f"{server}/slow", "p1", token=TOKEN, timeout=0.3)
     with pytest.raises(InputError, match="cannot reach"):
         fetch_patient("http://127.0.0.1:9/fhir", "p1", timeout=1)
