@@ -20,7 +20,8 @@ from trdstage.report.plain_language import build_patient, load_plain_language, p
 JARGON = ["augmentation", "augment", "adjunct", "MAOI", "SSRI", "SNRI", "TCA ", "adequate trial",
           "non_response", "non-response", "partial_response", "mechanism", "refractory",
           "contraindicat", "titrat", "efficacy", "pharmacogen", "CYP2", "Thase & Rush",
-          "MGH", "TRD3", "Level 1", "1st line", "monotherapy", "XR"]
+          "MGH", "TRD3", "Level 1", "1st line", "monotherapy", "XR", "DLPFC", "racemic", "NDRI",
+          "rationale"]
 
 
 def _text(html: str) -> str:
@@ -95,3 +96,14 @@ def test_cli_patient_audience_only_for_reports() -> None:
     result = CliRunner().invoke(app, ["assess", "src/trdstage/examples/d1-one-ssri.yaml",
                                       "--audience", "patient"])
     assert result.exit_code == 2
+
+
+def test_real_advice_reaches_the_patient_in_plain_words() -> None:
+    advice = pytest.importorskip("trdstage.advice", reason="the advice step (issue 4) is absent")
+    for name in ("demo-complex-history.yaml", "d1-one-ssri.yaml", "d4-stage-five.yaml",
+                 "d8-psychotic-augmented.yaml"):
+        patient, a = demo(name)
+        advised = advice.advise(patient, a)
+        summary = build_patient(patient, advised)
+        assert all(len(o.names) <= 3 for o in summary.options)
+        _no_jargon(_text(render_html(patient, advised, "patient")))

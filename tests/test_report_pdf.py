@@ -92,3 +92,14 @@ def test_first_page_rasterises_with_ink(tmp_path: Path) -> None:
     colours = page.getcolors(maxcolors=1_000_000) or []
     blue = sum(n for n, (r, g, b) in colours if b > 150 and r < 80)  # the SSRI bar
     assert blue > 50
+
+
+def test_real_advice_renders_in_both_formats() -> None:
+    advice = pytest.importorskip("trdstage.advice", reason="the advice step (issue 4) is absent")
+    patient, a = demo()
+    advised = advice.advise(patient, a)
+    _, text = _read(render_pdf(patient, advised))
+    assert "Not available" not in text
+    first = min(advised.recommendations, key=lambda r: r.rank)
+    assert first.label.split()[0] in text
+    assert "Reassessment checklist" in text

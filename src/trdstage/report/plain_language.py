@@ -116,6 +116,23 @@ def plainify(text: str, words: PlainLanguage | None = None) -> str:
     return text
 
 
+MAX_NAMES = 3  # per kind of option: the top-ranked few; the clinician report has the full list
+_PARENS = re.compile(r"\s*\([^()]*\)")
+_ACRONYM = re.compile(r"\b[A-Z]{2,}[A-Za-z0-9/]*\b")
+
+
+def patient_option_name(label: str, words: PlainLanguage | None = None) -> str | None:
+    """An option's label for a patient: bracketed clinical detail dropped, clinical words
+    swapped for plain ones; None when an unexplained abbreviation would remain (the kind's
+    plain sentence then stands alone)."""
+    bare = _PARENS.sub("", label).strip()
+    spec = words or load_plain_language()
+    known = {t.lower() for t in spec.plain_terms}
+    if any(m.group(0).lower() not in known for m in _ACRONYM.finditer(bare)):
+        return None
+    return plainify(bare, spec) or None
+
+
 @dataclass
 class PatientOption:
     category: str
@@ -206,9 +223,9 @@ def build_patient(patient: Patient, a: Assessment) -> PatientSummary:
             continue
         opt = options.setdefault(r.category, PatientOption(
             r.category.value, words.categories[r.category], []))
-        name = plainify(r.label, words)
-        if name not in opt.names:
-            opt.names.append(name)
+        shown = patient_option_name(r.label, words)
+        if shown and shown not in opt.names and len(opt.names) < MAX_NAMES:
+            opt.names.append(shown)
     urgent = any(al.severity is AlertSeverity.urgent for al in a.alerts)
     return PatientSummary(
         title=words.title, intro=words.intro, disclaimer=list(words.disclaimer),
