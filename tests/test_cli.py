@@ -173,3 +173,11 @@ def test_console_script_exits_2_without_traceback(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "malformed YAML" in proc.stderr
+
+
+def test_result_schema_names_the_contract_fields() -> None:
+    code, out, _ = run("schema", "--result")
+    assert code == 0
+    schema = json.loads(out)
+    assert {"as_of", "trials", "staging", "warnings", "disclaimer"} <= set(schema["properties"])
+    assert "stage" in schema["$defs"]["ThaseRushResult"]["properties"]

@@ -19,7 +19,7 @@ from trdstage.adapters.native import patient_json_schema, read_patient_file
 from trdstage.adapters.output import write_atomic
 from trdstage.advice import advise
 from trdstage.domain.patient import Patient
-from trdstage.domain.results import Assessment, Notice
+from trdstage.domain.results import Assessment, Notice, result_json_schema
 from trdstage.engine import assess as run_assessment
 from trdstage.knowledge import KnowledgeError, load_policy, policy_names
 from trdstage.report import RENDERERS
@@ -168,10 +168,13 @@ def _emit_report(patient: Patient, result: Assessment, fmt: Format, audience: Au
 
 @app.command()
 def schema(
+    result: Annotated[bool, typer.Option(
+        "--result", help="The schema of the JSON result (assess --format json).")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> None:
-    """Print the JSON Schema of the native patient file."""
-    _emit(json.dumps(patient_json_schema(), indent=2) + "\n", output)
+    """Print the JSON Schema of the native patient file (or of the JSON result)."""
+    document = result_json_schema() if result else patient_json_schema()
+    _emit(json.dumps(document, indent=2) + "\n", output)
 
 
 @app.command()
