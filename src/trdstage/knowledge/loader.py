@@ -168,6 +168,15 @@ def load_knowledge() -> Knowledge:
     )
 
 
+def load_data_file(name: str, model: type[M]) -> tuple[M, Any]:
+    """Read one bundled knowledge file, validate it as `model`, and check that every source key
+    it names resolves: the one way every knowledge file is loaded. Returns (parsed, raw)."""
+    raw = _read_yaml(name, (DATA / name).read_text(encoding="utf-8"))
+    parsed = _parse(model, name, raw)
+    _check_sources(name, raw, load_knowledge().sources)
+    return parsed, raw
+
+
 def policy_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in (DATA / "policies").iterdir()
                   if p.name.endswith(".yaml"))

@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from trdstage.knowledge import KnowledgeError, load_knowledge
+from trdstage.knowledge import KnowledgeError
+from trdstage.knowledge.loader import load_data_file
 
 
 class _Model(BaseModel):
@@ -92,20 +91,6 @@ class FhirCodesFile(_Model):
     settings: Settings
 
 
-def _source_keys(obj: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            if (key == "source" or key.endswith("_source")) and isinstance(value, str):
-                found.append(value)
-            else:
-                found.extend(_source_keys(value))
-    elif isinstance(obj, list):
-        for item in obj:
-            found.extend(_source_keys(item))
-    return found
-
-
 @dataclass(frozen=True)
 class Coding:
     """The parts of a FHIR Coding the matcher needs."""
@@ -167,21 +152,7 @@ class FhirCodes:
 
 @cache
 def load_fhir_codes() -> FhirCodes:
-    path = resources.files("trdstage.knowledge") / "data" / "fhir_codes.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise KnowledgeError(f"fhir_codes.yaml: not valid YAML: {exc}") from exc
-    try:
-        spec = FhirCodesFile.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise KnowledgeError(f"fhir_codes.yaml: {loc}: {first['msg']}") from exc
-    known = load_knowledge().sources
-    missing = sorted({k for k in _source_keys(raw) if k not in known})
-    if missing:
-        raise KnowledgeError(f"fhir_codes.yaml: unknown source key(s): {', '.join(missing)}")
+    spec, _ = load_data_file("fhir_codes.yaml", FhirCodesFile)
     for group in (spec.conditions, spec.procedures, spec.observations):
         for rule in group:
             for pattern in (*rule.text, *rule.exclude):
