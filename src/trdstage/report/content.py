@@ -25,6 +25,7 @@ AUDIENCES: tuple[Audience, ...] = ("clinician", "patient")
 
 NOT_AVAILABLE = ("Not available: this assessment was produced without the advice step "
                  "(next steps, alerts, checklist and monitoring are filled by it).")
+DETAILED_OPTIONS = 10
 SEVERITY_ORDER = {s: i for i, s in enumerate(AlertSeverity)}
 _CITED = re.compile(r"^\[([^\]]+)\]\s*(.*)$", re.S)
 
@@ -91,6 +92,7 @@ class Option:
     alerts: list[str]
     pharmacogenomics: list[str]
     sources: list[str]
+    grades_short: str = ""
 
 
 @dataclass
@@ -109,6 +111,7 @@ class ClinicianReport:
     advice_ran: bool
     alerts: list[Row]
     options: list[Option]
+    more_options: list[Option]
     checklist: list[Row]
     monitoring: list[Row]
     monitoring_trials: list[Row]
@@ -237,7 +240,12 @@ def build_clinician(patient: Patient, a: Assessment) -> ClinicianReport:
                 + (f" [{', '.join(refs.keys(p.source_keys, p.sources))}]"
                    if p.source_keys or p.sources else "")
                 for p in r.pharmacogenomics],
-            sources=refs.keys(r.source_keys, r.sources)))
+            sources=refs.keys(r.source_keys, r.sources),
+            grades_short="; ".join(f"{g.guideline}: {g.grade}" for g in r.grades)))
+    # The first options (and every blocked one, whose reason must show) in full; the rest as
+    # one line each, so the printed report stays readable. The JSON keeps everything.
+    detailed = [o for i, o in enumerate(options) if i < DETAILED_OPTIONS or o.blocked]
+    more = [o for i, o in enumerate(options) if not (i < DETAILED_OPTIONS or o.blocked)]
 
     checklist = [Row([c.domain.replace("_", " "), c.check,
                       "found" if c.status.value == "found" else "to check"],
@@ -271,7 +279,7 @@ def build_clinician(patient: Patient, a: Assessment) -> ClinicianReport:
         patient_line=patient_line, episode_line=episode_line, disclaimer=a.disclaimer,
         headline=headline(a), staging=staging, trials=trials, ect=ect, courses=courses,
         scales=scales, scale_notes=scale_notes, advice_ran=advice_ran(a), alerts=alerts,
-        options=options, checklist=checklist, monitoring=monitoring,
+        options=detailed, more_options=more, checklist=checklist, monitoring=monitoring,
         monitoring_trials=monitoring_trials, monitoring_notes=list(mon.notes), caveats=caveats,
         warnings=warnings, references=list(refs.items.items()))
 

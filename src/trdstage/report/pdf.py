@@ -296,6 +296,13 @@ def _clinician(doc: _Doc, r: ClinicianReport, patient: Patient, a: Assessment) -
             lines += [f"Pharmacogenomics: {x}" for x in o.pharmacogenomics]
             doc.bullets(lines, 8.2)
             doc.ln(1)
+        if r.more_options:
+            doc.h3("Further options")
+            doc.grid(["#", "Option", "Category", "Grades", "Sources"],
+                     [[str(o.rank), o.label + (f"\n{o.previously_tried}" if o.previously_tried
+                                               else ""), o.category, o.grades_short,
+                       ", ".join(o.sources)] for o in r.more_options],
+                     widths=(4, 28, 15, 35, 18))
 
     doc.h2("Reassessment checklist")
     if not r.advice_ran:
