@@ -95,7 +95,9 @@ def category_order(p: Pattern, stage: int, adjunct_and_switch_failed: bool = Fal
     then the stage backbone (neuromodulation and rapid-acting treatments rise from stage II and
     lead from stage IV, or from stage II once both a switch and an adjunct strategy have failed:
     CANMAT Q7.c considers neuromodulation after a failed switch or adjunct strategy)."""
-    if p.kind == "partial_response":
+    if p.kind == "partial_response" or (stage >= 2 and p.kind != "intolerance"):
+        # partial response: adjunct first (CANMAT Q7.c); from stage II, after a failed switch,
+        # monotherapy response rates diminish (CANMAT Q7.c), so adjuncts lead (project default)
         pharm = ["augment", "combine", "switch"]
     else:
         pharm = ["switch", "augment", "combine"]
@@ -304,6 +306,10 @@ def recommend(ctx: AdviceContext, early: dict[str, bool | None]) -> list[Recomme
     pattern = read_pattern(ctx, early)
     adjuncts = adjunct_failed(ctx)
     order = category_order(pattern, stage, bool(adjuncts))
+    if stage >= 2 and pattern.kind not in ("intolerance", "partial_response"):
+        pattern.reasons.append("a switch has already failed (stage II or more): CANMAT notes that "
+                               "response rates from monotherapy diminish after the first switch; "
+                               "the project ranks adjunct strategies before a further switch")
     if stage >= 2 and adjuncts:
         pattern.reasons.append("switch and adjunct strategies have both failed ("
                                + "; ".join(adjuncts) + "): CANMAT considers neuromodulation "
@@ -327,6 +333,9 @@ def recommend(ctx: AdviceContext, early: dict[str, bool | None]) -> list[Recomme
             continue
         if spec.id == "optimize_dose" and (not current_ads or pattern.kind == "response"):
             continue
+        switch_now = pattern.kind == "intolerance" or pattern.early_non_improvement
+        if spec.category == "switch" and switch_now and earliest <= 1:
+            earliest = min(earliest, stage)  # switch for side effects or no early improvement
         if not urgent and stage < earliest:
             continue
         if not urgent and surface.min_failed_trials is not None \
