@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 from builders import AS_OF, History
-
 from trdstage.advice import advise
 from trdstage.domain import RatingReading
 from trdstage.domain.results import Assessment

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from builders import AS_OF, History
 from typer.testing import CliRunner
 
+from builders import AS_OF, History
 from trdstage import evaluate
 from trdstage.adapters.native import read_patient_file
 from trdstage.advice import advise

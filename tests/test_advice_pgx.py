@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from builders import AS_OF, History
 
+from builders import AS_OF, History
 from trdstage.advice import advise
 from trdstage.advice.context import build_context
 from trdstage.advice.pharmacogenomics import cpic_finding

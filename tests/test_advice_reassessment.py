@@ -4,7 +4,6 @@ check."""
 from __future__ import annotations
 
 from builders import AS_OF, History
-
 from trdstage.advice import advise
 from trdstage.domain.results import Assessment
 from trdstage.engine import assess

@@ -7,7 +7,6 @@ from datetime import date
 from typing import Any
 
 from builders import AS_OF, History
-
 from trdstage.advice import advise
 from trdstage.domain.advice import Recommendation
 from trdstage.domain.patient import PgxResult
@@ -133,7 +132,8 @@ def test_lithium_interactions_and_monitoring() -> None:
     regimen = episode.medications[-1]
     added = regimen.added[0]
     open_step = added.steps[0].model_copy(update={"end": None})
-    regimen = regimen.model_copy(update={"added": [added.model_copy(update={"steps": [open_step]})]})
+    open_added = added.model_copy(update={"steps": [open_step]})
+    regimen = regimen.model_copy(update={"added": [open_added]})
     episode = episode.model_copy(update={"medications": [*episode.medications[:-1], regimen]})
     patient = patient.model_copy(update={"episodes": [episode],
                                          "other_medications": ["hydrochlorothiazide", "ibuprofen"]})
