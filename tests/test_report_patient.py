@@ -55,6 +55,7 @@ def test_options_are_grouped_in_plain_words_and_blocked_ones_hidden() -> None:
     assert summary.options[0].explanation == words.categories["augment"]  # type: ignore[index]
     assert summary.options[0].names == ["Aripiprazole add-on"]
     assert summary.blocked_note and summary.urgent  # urgent alert -> contact today
+    assert summary.options[1].names == []  # CBT was already tried: not named as new
 
 
 def test_no_advice_says_the_clinician_will_talk_about_next_steps() -> None:

@@ -223,7 +223,9 @@ def build_patient(patient: Patient, a: Assessment) -> PatientSummary:
             continue
         opt = options.setdefault(r.category, PatientOption(
             r.category.value, words.categories[r.category], []))
-        shown = patient_option_name(r.label, words)
+        # An option already tried is not named to the patient as if it were new (the
+        # clinician report shows it with its earlier use).
+        shown = None if r.previously_tried else patient_option_name(r.label, words)
         if shown and shown not in opt.names and len(opt.names) < MAX_NAMES:
             opt.names.append(shown)
     urgent = any(al.severity is AlertSeverity.urgent for al in a.alerts)
