@@ -157,7 +157,8 @@ class _Doc(FPDF):
         head = FontFace(emphasis="BOLD", fill_color=SOFT)
         small = FontFace(size_pt=size - 0.8, color=MUTED)
         with self.table(col_widths=tuple(widths) if widths else None, width=self.epw,
-                        text_align="LEFT", line_height=size * 0.48, headings_style=head,
+                        text_align="LEFT", v_align="TOP", line_height=size * 0.48,
+                        headings_style=head,
                         borders_layout="HORIZONTAL_LINES", padding=(0.8, 1, 0.8, 1),
                         cell_fill_mode=TableCellFillMode.NONE) as table:
             header = table.row()
@@ -196,7 +197,7 @@ def _rows_with_details(doc: _Doc, columns: Sequence[str], rows: Sequence[Row],
                        widths: Sequence[float] | None = None) -> None:
     """A table of `Row`s: detail lines (reasons, evidence) under each row, sources last."""
     with_sources = any(x.sources for x in rows)
-    cells = [list(r.cells) + ([", ".join(r.sources)] if with_sources else []) for r in rows]
+    cells = [list(r.cells) + (["\n".join(r.sources)] if with_sources else []) for r in rows]
     cols = list(columns) + (["Sources"] if with_sources else [])
     doc.grid(cols, cells, widths, tones=[r.tone for r in rows],
              details=[r.details for r in rows])
@@ -223,7 +224,7 @@ def _clinician(doc: _Doc, r: ClinicianReport, patient: Patient, a: Assessment) -
 
     doc.h2("Staging across models")
     doc.grid(["Model", "Stage / score", "Reasons", "Sources"],
-             [[s.name, s.result, "\n".join(f"· {x}" for x in s.reasons), ", ".join(s.sources)]
+             [[s.name, s.result, "\n".join(f"· {x}" for x in s.reasons), "\n".join(s.sources)]
               for s in r.staging], widths=(19, 21, 44, 16))
 
     doc.h2("Treatment timeline")
@@ -301,7 +302,7 @@ def _clinician(doc: _Doc, r: ClinicianReport, patient: Patient, a: Assessment) -
             doc.grid(["#", "Option", "Category", "Grades", "Sources"],
                      [[str(o.rank), o.label + (f"\n{o.previously_tried}" if o.previously_tried
                                                else ""), o.category, o.grades_short,
-                       ", ".join(o.sources)] for o in r.more_options],
+                       "\n".join(o.sources)] for o in r.more_options],
                      widths=(4, 28, 15, 35, 18))
 
     doc.h2("Reassessment checklist")
