@@ -19,6 +19,7 @@ from trdstage import evaluate
 from trdstage.adapters.native import read_patient_file
 from trdstage.advice import advise
 from trdstage.cli import app
+from trdstage.domain import RatingReading
 from trdstage.domain.results import Assessment
 from trdstage.engine import assess
 from trdstage.knowledge.advice_schema import load_advice_knowledge
@@ -269,3 +270,24 @@ def test_invariants_over_random_histories(trials: list[tuple[str, str | None]],
     if "pregnancy" in flags:
         lithium = [r for r in a.recommendations if r.intervention == "augment_lithium"]
         assert all(any(al.code == "lithium_pregnancy" for al in r.alerts) for r in lithium)
+
+
+def test_suicidality_puts_ect_first_only_in_a_severe_episode() -> None:
+    for severity, first in (("severe", "ect"), ("moderate", "switch_snri")):
+        h = History(onset="2025-01-01", severity=severity, flags=["suicidality"])
+        h.trial("sertraline", 150, weeks=8)
+        assert ids(advised(h), 1) == [first], severity
+
+
+def test_no_early_improvement_at_the_dose_ceiling_goes_to_switch_not_dose() -> None:
+    h = History(onset="2025-10-01")
+    h.trial("citalopram", 40, weeks=4, start="2025-11-20", outcome=None, ongoing=True)
+    patient = h.patient()
+    episode = patient.episodes[-1].model_copy(update={"ratings": [
+        RatingReading(scale="PHQ-9", date=date(2025, 11, 18), total=20),
+        RatingReading(scale="PHQ-9", date=date(2025, 12, 15), total=19)]})
+    patient = patient.model_copy(update={"episodes": [episode], "birth_date": date(1950, 1, 1)})
+    a = advise(patient, assess(patient, as_of=AS_OF))
+    assert a.recommendations[0].category.value == "switch"
+    assert any("top of its range for this patient (20 mg/day)" in x
+               for x in a.recommendations[0].rationale)

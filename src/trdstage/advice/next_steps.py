@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from trdstage.advice.context import AdviceContext, DrugUse
 from trdstage.advice.pharmacogenomics import advises_alternative, findings_for
-from trdstage.advice.safety import agent_alerts, blocking_reason
+from trdstage.advice.safety import agent_alerts, blocking_reason, dose_ceiling
 from trdstage.domain import Outcome
 from trdstage.domain.advice import (
     Alert,
@@ -304,6 +304,18 @@ def recommend(ctx: AdviceContext, early: dict[str, bool | None]) -> list[Recomme
     k = ctx.knowledge
     stage = ctx.assessment.staging.thase_rush.stage
     pattern = read_pattern(ctx, early)
+    current_ads = [u for u in ctx.current if u.role == "antidepressant"]
+    for use in current_ads:
+        sd = k.options.switch_doses.get(use.name)
+        cap = dose_ceiling(ctx, use.name)
+        top = min(x for x in (sd.high if sd else None, cap[0] if cap else None) if x is not None) \
+            if (sd or cap) else None
+        if pattern.optimize_first and top is not None and use.dose_mg is not None \
+                and use.dose_mg >= top:
+            pattern.optimize_first = False
+            pattern.reasons.append(f"{use.name} is already at {use.dose_mg:g} mg/day, the top "
+                                   f"of its range for this patient ({top:g} mg/day): no dose "
+                                   "increase; a switch or an adjunct comes first")
     adjuncts = adjunct_failed(ctx)
     order = category_order(pattern, stage, bool(adjuncts))
     if stage >= 2 and pattern.kind not in ("intolerance", "partial_response"):
@@ -316,7 +328,6 @@ def recommend(ctx: AdviceContext, early: dict[str, bool | None]) -> list[Recomme
                                "next; the project ranks it first from here")
     tried = _tried_agents(ctx)
     n_failed = len(ctx.failed_trials)
-    current_ads = [u for u in ctx.current if u.role == "antidepressant"]
     keep = [u for u in ctx.current if u.role != "antidepressant"]
     staging = _staging_line(ctx)
     items: list[_Item] = []
@@ -327,7 +338,10 @@ def recommend(ctx: AdviceContext, early: dict[str, bool | None]) -> list[Recomme
         if pattern.kind == "partial_response" and surface.earliest_stage_if_partial_response \
                 is not None:
             earliest = min(earliest, surface.earliest_stage_if_partial_response)
-        urgent = sorted(f for f in surface.any_stage_if if f in ctx.flags)
+        severe = ctx.assessment.episode.severity is not None and \
+            ctx.assessment.episode.severity.value == "severe"
+        urgent = sorted({f for f in surface.any_stage_if if f in ctx.flags}
+                        | {f for f in surface.any_stage_if_severe if severe and f in ctx.flags})
         if spec.id == "continue_current" and not (pattern.kind == "response"
                                                    and pattern.trial and pattern.trial.ongoing):
             continue
@@ -344,8 +358,9 @@ def recommend(ctx: AdviceContext, early: dict[str, bool | None]) -> list[Recomme
         item.urgent = bool(urgent)
         if urgent:
             item.rationale.append("surfaces at any stage because of: " + ", ".join(urgent)
-                                  + " (CANMAT Table 8.3: first line for severe MDE with these "
-                                  "features)")
+                                  + " (CANMAT Table 8.3: ECT first line in severe MDE with "
+                                  "psychotic or catatonic features, severe suicidal ideation or "
+                                  "a deteriorating physical condition)")
         if surface.min_failed_trials is not None and n_failed >= surface.min_failed_trials:
             item.rationale.append(f"{n_failed} failed adequate trials in the current episode: "
                                   f"{surface.min_failed_trials_note or 'gate met'}")

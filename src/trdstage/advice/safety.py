@@ -191,6 +191,15 @@ def current_alerts(ctx: AdviceContext) -> list[Alert]:
     return out
 
 
+def dose_ceiling(ctx: AdviceContext, agent: str) -> tuple[float, list[str]] | None:
+    """The maximum daily dose for this patient where a ceiling rule exists, and why."""
+    for rule in ctx.knowledge.safety.ceilings:
+        if rule.agent == agent:
+            limit, why, _ = _ceiling(ctx, rule)
+            return limit, why
+    return None
+
+
 def blocking_reason(alerts: list[Alert]) -> str | None:
     hard = [a.message for a in alerts if a.severity is AlertSeverity.contraindicated]
     return " ".join(hard) if hard else None

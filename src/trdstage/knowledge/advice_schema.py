@@ -104,6 +104,8 @@ class SurfaceRule(KnowledgeModel):
     any_stage_if: list[str] = Field(default_factory=list, description="Patient or episode flags "
                                     "(or 'psychotic_features', 'severe') that surface it at any "
                                     "stage.")
+    any_stage_if_severe: list[str] = Field(default_factory=list, description="Flags that "
+                                           "surface it at any stage when the episode is severe.")
     min_failed_trials: int | None = None
     min_failed_trials_source: str | None = None
     min_failed_trials_note: str | None = None
@@ -380,7 +382,8 @@ def _cross_check(k: AdviceKnowledge) -> None:
             raise KnowledgeError(f"safety.yaml: {where}: unknown group {ref!r}")
     vocabulary = set(k.reassessment.flags)
     flag_uses = [f for r in k.safety.flag_rules for f in r.flags]
-    flag_uses += [f for o in k.options.options for f in o.surface.any_stage_if]
+    flag_uses += [f for o in k.options.options
+                  for f in (*o.surface.any_stage_if, *o.surface.any_stage_if_severe)]
     flag_uses += [f for item in k.reassessment.items for f in item.flags]
     unknown = sorted({f for f in flag_uses if f not in vocabulary})
     if unknown:
