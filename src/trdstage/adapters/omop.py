@@ -82,7 +82,7 @@ def _dtype_ok(dtype: Any, wanted: str) -> bool:
 
 def check_tables(raw: Mapping[str, Any], label: str, spec: OmopSpec | None = None) -> OmopSource:
     """Validate and type the tables; raise InputError naming the table and column at fault."""
-    import ibis
+    import ibis  # type: ignore[import-untyped]
 
     spec = spec or load_omop_spec()
     out: dict[str, Any] = {}

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from trdstage.cohort.omop_io import to_arrow
 from trdstage.knowledge import load_knowledge
 from trdstage.knowledge.omop_schema import load_omop_spec
+from trdstage.knowledge.schema import Antidepressant, Augmenter
 
 LOCAL_BASE = 2_000_000_000
 VALID_START = date(1970, 1, 1)
@@ -65,7 +66,8 @@ def vocabulary() -> Vocabulary:
     spec = load_omop_spec()
     ingredients: dict[str, int] = {}
     products: dict[str, list[Product]] = {}
-    agents = [*k.antidepressants.values(), *k.augmenters.values()]
+    agents: list[Antidepressant | Augmenter] = [*k.antidepressants.values(),
+                                                *k.augmenters.values()]
     for index, entry in enumerate(agents):
         if entry.omop_concept_id is None:
             continue

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from trdstage.cohort.omop_io import to_arrow, write_duckdb, write_parquet_dir
 from trdstage.cohort.vocab import vocabulary, vocabulary_tables
@@ -51,9 +51,9 @@ class OmopWriter:
 
     def add_patient(self, person_id: int, patient: Patient) -> None:
         birth = patient.birth_date or date(1970, 1, 1)
-        self._add("person", person_id=person_id,
-                  gender_concept_id=self.gender.get(patient.sex, 0) if patient.sex is not Sex.unknown
-                  else 0, year_of_birth=birth.year, month_of_birth=birth.month,
+        gender = self.gender.get(patient.sex, 0) if patient.sex is not Sex.unknown else 0
+        self._add("person", person_id=person_id, gender_concept_id=gender,
+                  year_of_birth=birth.year, month_of_birth=birth.month,
                   day_of_birth=birth.day, race_concept_id=0, ethnicity_concept_id=0)
         first = min(e.onset for e in patient.episodes)
         self._add("observation_period", "observation_period_id", person_id=person_id,

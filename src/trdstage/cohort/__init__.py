@@ -1,0 +1,1 @@
+"""Cohort staging on OMOP CDM databases (DuckDB, PostgreSQL, Spark) through one Ibis expression."""
