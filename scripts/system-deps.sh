@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, if missing and if this user may.
 set -euo pipefail
-needed=(chromium)
+needed=(chromium poppler-utils)
 # (Packages are appended here by the features that need them.)
 missing=()
 for pkg in "${needed[@]}"; do
