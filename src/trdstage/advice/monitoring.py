@@ -67,7 +67,11 @@ def _series(ctx: AdviceContext, spec: ScaleSpec, readings: list[RatingReading]) 
 def _trial_responses(ctx: AdviceContext, spec: ScaleSpec,
                      readings: list[RatingReading]) -> list[TrialResponse]:
     rules = ctx.knowledge.monitoring
-    window = timedelta(days=rules.baseline_window_days)
+    # the engine's own baseline rule when the assessment says which policy it used, so that a
+    # trial's reduction here is the one behind its outcome
+    settings = ctx.assessment.policy_settings
+    window = timedelta(days=settings.baseline_window_days if settings is not None
+                       else rules.baseline_window_days)
     lo, hi = rules.early_improvement.window_days
     out = []
     for t in ctx.assessment.trials:

@@ -16,6 +16,7 @@ from trdstage.domain.enums import (
     Outcome,
     Severity,
 )
+from trdstage.domain.policy import Policy
 
 DISCLAIMER = (
     "Decision support, not a medical device: trdstage computes published staging models from "
@@ -172,6 +173,8 @@ class Assessment(ResultModel):
     as_of: date
     patient_id: str
     policy: str
+    policy_settings: Policy | None = Field(
+        default=None, description="Every setting the result was computed under, with sources.")
     episode: EpisodeSummary
     trials: list[TrialVerdict]
     ect: list[ECTVerdict]

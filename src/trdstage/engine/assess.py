@@ -59,6 +59,7 @@ def assess(
         regulatory=REGULATORY.assess(ctx),
     )
     return Assessment(
-        as_of=as_of, patient_id=patient.id, policy=policy.name, episode=summary,
+        as_of=as_of, patient_id=patient.id, policy=policy.name, policy_settings=policy,
+        episode=summary,
         trials=trial_set.verdicts, ect=ect, courses=courses, staging=staging,
         warnings=[*trial_set.notices, *ect_notices])
