@@ -16,13 +16,14 @@ def spark_session(master: str | None = None) -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError("Spark needs pyspark: pip install 'trdstage[spark]'") from exc
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = (SparkSession.builder.master(master or os.environ.get("TRDSTAGE_SPARK_MASTER",
-                                                                     "local[1]"))
+    master = master or os.environ.get("TRDSTAGE_SPARK_MASTER", "local[1]")
+    partitions = "1" if master == "local[1]" else "8"
+    builder = (SparkSession.builder.master(master)
                .appName("trdstage-cohort")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.driver.host", "127.0.0.1")
-               .config("spark.sql.shuffle.partitions", "4")
+               .config("spark.sql.shuffle.partitions", partitions)
                .config("spark.driver.memory", "1g"))
     return builder.getOrCreate()
 
