@@ -18,6 +18,7 @@ from trdstage.adapters.errors import InputError
 from trdstage.adapters.native import patient_json_schema, read_patient_file
 from trdstage.adapters.output import write_atomic
 from trdstage.advice import advise
+from trdstage.cohort.cli import cohort_app
 from trdstage.domain.patient import Patient
 from trdstage.domain.results import Assessment, Notice, result_json_schema
 from trdstage.engine import assess as run_assessment
@@ -33,6 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(cohort_app, name="cohort")
 err = Console(stderr=True)
 
 DEMO_AS_OF = date(2026, 1, 1)  # reference date of the bundled demo histories (examples/README)
