@@ -212,6 +212,9 @@ def build_plan(
     cur = cur.select("person_id", "n_episodes", "onset", "ep_end", episode=cur.island)
     if rules.require_mdd_diagnosis:
         cur = cur.semi_join(mdd, "person_id")
+    person = tables["person"]
+    cur = cur.inner_join(person.select("person_id", "gender_concept_id", "year_of_birth"),
+                         "person_id")
 
     # ---------------------------------------------------------------- PHQ-9 readings
     readings = None
@@ -514,10 +517,14 @@ def _person_level(
     msm = ibis.ifelse(applicable, score, ibis.null("int64"))
     msm_band = ibis.cases(*[((msm >= b.low) & (msm <= b.high), b.label) for b in ms.bands],
                           else_=ibis.null("string"))
+    sex = ibis.cases(*[(p.gender_concept_id == g.concept_id, g.sex.value)
+                       for g in load_omop_spec().gender], else_="unknown")
     return p.select(
         "person_id",
         "episode",
         "n_episodes",
+        sex=sex,
+        age=(as_of.year - p.year_of_birth).cast("int32"),
         episode_onset=p.onset,
         thase_rush_stage=stage.cast("int32"),
         mgh_score=mgh.cast("float64"),

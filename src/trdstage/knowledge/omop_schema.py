@@ -85,6 +85,30 @@ class Rules(KnowledgeModel):
     severity_from_phq9_source: str
 
 
+class SyntheticSpec(KnowledgeModel):
+    """Clinical numbers the synthesiser uses (its other shapes are synthetic settings)."""
+
+    star_d_remission: list[float] = Field(min_length=4, max_length=4)
+    star_d_remission_source: str
+
+
+class ReportSpec(KnowledgeModel):
+    """Settings of `trdstage cohort report`."""
+
+    levels: list[str] = Field(min_length=2)
+    levels_source: str
+    thase_rush: dict[str, int]
+    european: dict[str, int]
+    maudsley: dict[str, int]
+    mgh_upper_bounds: list[float]
+    mgh_source: str
+    regulatory: dict[str, int]
+    age_bands: list[int] = Field(min_length=1)
+    age_bands_source: str
+    min_count: int = Field(ge=1)
+    min_count_source: str
+
+
 SetName = Literal["phq9_total", "mdd", "bipolar", "psychosis", "ect", "rtms"]
 
 
@@ -98,6 +122,8 @@ class OmopSpec(KnowledgeModel):
     gender: list[GenderMap]
     gender_source: str
     rules: Rules
+    synthetic: SyntheticSpec
+    report: ReportSpec
 
     def with_rules(self, **changes: object) -> OmopSpec:
         """A copy with some rules changed (validated), for settings given on the command line."""

@@ -1,0 +1,153 @@
+"""Running a cohort: open, check, resolve, stage, write (whole or not at all), summarise."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from trdstage.adapters.errors import InputError
+from trdstage.adapters.omop import OmopSource, open_omop, resolve_concepts
+from trdstage.cohort.engine import build_plan, check_policy
+from trdstage.domain import Policy
+from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
+
+RESULTS_TABLE = "trdstage_cohort"
+Step = Callable[[str], None]
+
+
+@dataclass
+class Summary:
+    persons: int
+    staged: int
+    excluded_persons: dict[str, int]
+    excluded_rows: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+    output: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"persons": self.persons, "staged": self.staged,
+                "excluded_persons": self.excluded_persons,
+                "excluded_rows": self.excluded_rows, "seconds": self.seconds,
+                "output": self.output}
+
+
+def write_parquet_atomic(path: str | Path, table: pa.Table) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_schema(source: OmopSource, url: str, schema: str, table: pa.Table) -> str:
+    """The results as <schema>.trdstage_cohort in the source database, in one statement."""
+    if not schema.replace("_", "").isalnum():
+        raise InputError("--results-schema", f"{schema!r} is not a plain identifier")
+    name = getattr(source.con, "name", "")
+    if name == "duckdb":
+        import duckdb
+
+        path = str(url).removeprefix("duckdb://")
+        if not Path(path).is_file():
+            raise InputError("--results-schema", "needs a DuckDB file (not a Parquet folder)")
+        source.con.disconnect()
+        con = duckdb.connect(path)
+        try:
+            con.register("_results", table)
+            con.execute("BEGIN")
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{RESULTS_TABLE}" AS '  # noqa: S608
+                        "SELECT * FROM _results")
+            con.execute("COMMIT")
+        finally:
+            con.close()
+    else:
+        source.con.create_database(schema, force=True)
+        source.con.create_table(RESULTS_TABLE, table, database=schema, overwrite=True)
+    return f"{schema}.{RESULTS_TABLE}"
+
+
+def _count(expr: Any) -> int:
+    return int(expr.to_pyarrow().as_py()) if hasattr(expr, "to_pyarrow") else int(expr)
+
+
+def stage_cohort(
+    url: str,
+    as_of: date,
+    policy: Policy,
+    out: str | Path | None = None,
+    results_schema: str | None = None,
+    source: OmopSource | None = None,
+    spec: OmopSpec | None = None,
+    step: Step | None = None,
+) -> tuple[pa.Table, Summary]:
+    """Stage every person; write the results to `out` (Parquet) and/or `results_schema`."""
+    spec = spec or load_omop_spec()
+    check_policy(policy)
+    say = step or (lambda _msg: None)
+    clock: dict[str, float] = {}
+    t0 = time.perf_counter()
+    say("opening and checking the OMOP tables")
+    source = source or open_omop(url, spec)
+    clock["open"] = time.perf_counter() - t0
+    say("resolving concepts (ingredients, concept sets)")
+    concepts = resolve_concepts(source, spec)
+    clock["concepts"] = time.perf_counter() - t0 - clock["open"]
+    say("staging every person")
+    plan = build_plan(source, concepts, as_of, policy, spec)
+    t1 = time.perf_counter()
+    try:
+        table = plan.persons.order_by("person_id").to_pyarrow()
+        excl_rows = {r["reason"]: int(r["n"]) for r in plan.exclusions.to_pyarrow().to_pylist()
+                     if r["n"]}
+        person = source.tables["person"]
+        n_person = _count(person.count())
+        mdd_ids = sorted(concepts.sets.get("mdd", set()))
+        co = source.tables["condition_occurrence"]
+        with_mdd = _count(co.filter(co.condition_concept_id.isin(mdd_ids)
+                                    & (co.condition_start_date <= as_of)).semi_join(
+            person, "person_id").person_id.nunique()) if mdd_ids else 0
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(str(url), f"the database could not be staged: {exc}") from exc
+    clock["stage"] = time.perf_counter() - t1
+    table = table.replace_schema_metadata({"trdstage_as_of": as_of.isoformat(),
+                                           "trdstage_policy": policy.name})
+    staged = table.num_rows
+    excluded: dict[str, int] = {}
+    if spec.rules.require_mdd_diagnosis:
+        excluded["no MDD diagnosis"] = n_person - with_mdd
+        excluded["MDD diagnosis but no assessable episode"] = max(0, with_mdd - staged)
+    else:
+        excluded["no antidepressant and no MDD diagnosis"] = n_person - staged
+    t2 = time.perf_counter()
+    written = []
+    if out is not None:
+        say(f"writing {out}")
+        write_parquet_atomic(out, table)
+        written.append(str(out))
+    if results_schema:
+        say(f"writing {results_schema}.{RESULTS_TABLE}")
+        written.append(_write_schema(source, url, results_schema, table))
+    clock["write"] = time.perf_counter() - t2
+    summary = Summary(persons=n_person, staged=staged, excluded_persons=excluded,
+                      excluded_rows=excl_rows, seconds=clock, output=", ".join(written))
+    return table, summary
+
+
+__all__ = ["RESULTS_TABLE", "Summary", "stage_cohort", "write_parquet_atomic"]
