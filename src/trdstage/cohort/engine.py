@@ -98,8 +98,19 @@ def build_plan(
     policy: Policy,
     spec: OmopSpec | None = None,
     knowledge: Knowledge | None = None,
+    materialize: bool | None = None,
 ) -> CohortPlan:
-    """The whole cohort's staging as lazy Ibis expressions (nothing runs here)."""
+    """The whole cohort's staging as Ibis expressions. With `materialize`, the intermediate
+    tables used several times (drug rows, antidepressant rows, trials, current episodes,
+    readings) are computed once (`Table.cache()`: a temporary table on DuckDB, a cached
+    DataFrame on Spark); without it, nothing runs here. Default: on DuckDB only (ibis 12's
+    PySpark cache does not see the small lookup tables registered as memtables)."""
+    if materialize is None:
+        materialize = getattr(source.con, "name", "") == "duckdb"
+
+    def keep(t: ir.Table) -> ir.Table:
+        return t.cache() if materialize else t
+
     check_policy(policy)
     spec = spec or load_omop_spec()
     k = knowledge or load_knowledge()
@@ -150,7 +161,7 @@ def build_plan(
         rx.filter(~bad_supply & bad_end).aggregate(n=lambda t: t.count()).mutate(
             reason=ibis.literal("drug_exposure: end before start")),
     ]
-    rx = rx.filter(~bad_supply & ~bad_end)
+    rx = rx.filter(~(bad_supply | bad_end))
     start = rx.drug_exposure_start_date
     if rules.end_date_inclusive:
         from_end = _add_days(rx.drug_exposure_end_date, 1)
@@ -174,7 +185,8 @@ def build_plan(
             dose_ok, rx.mg * rx.quantity / rx.days_supply.cast("float64"), ibis.null("float64")))
     else:
         rx = rx.mutate(dose=ibis.null("float64"))
-    rx = rx.select("person_id", "drug_exposure_id", "agent", "is_ad", "start", "end", "dose")
+    rx = keep(rx.select("person_id", "drug_exposure_id", "agent", "is_ad", "start", "end",
+                        "dose"))
     ad = rx.filter(rx.is_ad).drop("is_ad")
     aug = rx.filter(~rx.is_ad).drop("is_ad")
 
@@ -213,8 +225,8 @@ def build_plan(
     if rules.require_mdd_diagnosis:
         cur = cur.semi_join(mdd, "person_id")
     person = tables["person"]
-    cur = cur.inner_join(person.select("person_id", "gender_concept_id", "year_of_birth"),
-                         "person_id")
+    cur = keep(cur.inner_join(person.select("person_id", "gender_concept_id", "year_of_birth"),
+                              "person_id"))
 
     # ---------------------------------------------------------------- PHQ-9 readings
     readings = None
@@ -228,8 +240,8 @@ def build_plan(
         exclusions.append(ob.filter(out_of_range).aggregate(n=lambda t: t.count()).mutate(
             reason=ibis.literal("observation: PHQ-9 value out of range")))
         ob = ob.filter(~out_of_range)
-        readings = ob.select("person_id", r_date=ob.observation_date, r_id=ob.observation_id,
-                             r_value=ob.value_as_number)
+        readings = keep(ob.select("person_id", r_date=ob.observation_date,
+                                  r_id=ob.observation_id, r_value=ob.value_as_number))
 
     def rated(periods: ir.Table, keys: list[str]) -> ir.Table:
         """keys + 'rated' outcome (or null) from PHQ-9 baseline and endpoint readings."""
@@ -259,7 +271,7 @@ def build_plan(
     # ---------------------------------------------------------------- trials
     ad = _islands(ad, ["person_id", "agent"], ["start", "drug_exposure_id"], "start", "end",
                   policy.same_agent_gap_days)
-    ad = ad.rename(trial="island").inner_join(agents, "agent")
+    ad = keep(ad.rename(trial="island").inner_join(agents, "agent"))
     keys = ["person_id", "agent", "trial"]
     min_days = round(policy.min_adequate_weeks * 7)
     if duration_only:
@@ -288,16 +300,16 @@ def build_plan(
         adequate = trials.adequate_days >= min_days
     else:
         adequate = trials.min_mg.notnull() & (trials.adequate_days >= min_days)
-    trials = trials.mutate(
+    trials = keep(trials.mutate(
         adequate=adequate,
         duration_only=ibis.literal(duration_only) & (
-            trials.min_mg.isnull() | (trials.dose_missing == 1)))
+            trials.min_mg.isnull() | (trials.dose_missing == 1))))
 
     # augmenter regimens: rows of one augmenter with gaps up to augmenter_gap_days
     aug = _islands(aug, ["person_id", "agent"], ["start", "drug_exposure_id"], "start", "end",
                    rules.augmenter_gap_days)
-    aug_reg = aug.group_by(["person_id", "agent", "island"]).aggregate(
-        start=aug.start.min(), end=aug.end.max())
+    aug_reg = keep(aug.group_by(["person_id", "agent", "island"]).aggregate(
+        start=aug.start.min(), end=aug.end.max()))
 
     # outcome: PHQ-9, else the switch convention
     trials = trials.left_join(rated(trials, keys), keys).drop(*[f"{c}_right" for c in keys])
@@ -330,9 +342,9 @@ def build_plan(
     # scope: the current episode
     trials = trials.inner_join(cur.select("person_id", "onset"), "person_id")
     in_episode = trials.start >= trials.onset
-    trials = trials.mutate(
+    trials = keep(trials.mutate(
         in_episode=in_episode,
-        in_scope=in_episode if policy.scope is Scope.current_episode else ibis.literal(True))
+        in_scope=in_episode if policy.scope is Scope.current_episode else ibis.literal(True)))
 
     # ---------------------------------------------------------------- ECT and rTMS courses
     def courses(name: str, gap: int) -> ir.Table | None:

@@ -108,9 +108,9 @@ def stage_cohort(
     concepts = resolve_concepts(source, spec)
     clock["concepts"] = time.perf_counter() - t0 - clock["open"]
     say("staging every person")
-    plan = build_plan(source, concepts, as_of, policy, spec)
     t1 = time.perf_counter()
     try:
+        plan = build_plan(source, concepts, as_of, policy, spec)
         table = plan.persons.order_by("person_id").to_pyarrow()
         excl_rows = {r["reason"]: int(r["n"]) for r in plan.exclusions.to_pyarrow().to_pylist()
                      if r["n"]}

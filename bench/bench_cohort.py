@@ -1,0 +1,106 @@
+"""Cohort staging benchmark: synthesise N persons, stage them on DuckDB, compare with the floor.
+
+    uv run --frozen python bench/bench_cohort.py --persons 1000000
+
+Each measured step runs in its own child process, so its peak memory (ru_maxrss, which counts
+DuckDB's native allocations, unlike tracemalloc) is its own. The floor is a bare DuckDB scan
+that groups drug_exposure by person, fetched like the staging result.
+Targets (issue 5, 2-core machine): staging under 60 s, within 5x the floor, under 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+AS_OF = date(2026, 1, 1)
+
+
+def _child(step: str, db: Path, persons: int, seed: int, out: Path) -> dict[str, float]:
+    t0 = time.perf_counter()
+    info: dict[str, float] = {}
+    if step == "synth":
+        from trdstage.cohort.omop_io import write_duckdb
+        from trdstage.cohort.synth import synth_tables
+
+        tables = synth_tables(persons, seed=seed)
+        info["drug_exposure_rows"] = tables["drug_exposure"].num_rows
+        write_duckdb(db, tables)
+    elif step == "floor":
+        import duckdb
+
+        con = duckdb.connect(str(db), read_only=True)
+        result = con.execute(
+            "SELECT person_id, count(*) AS n, min(drug_exposure_start_date) AS first, "
+            "max(drug_exposure_end_date) AS last FROM drug_exposure GROUP BY person_id"
+        ).to_arrow_table()
+        info["rows"] = result.num_rows
+    elif step == "stage":
+        from trdstage.cohort.run import stage_cohort
+        from trdstage.knowledge import load_policy
+
+        table, summary = stage_cohort(str(db), AS_OF, load_policy("claims"), out=out)
+        info["rows"] = table.num_rows
+        info.update({f"seconds_{k}": v for k, v in summary.seconds.items()})
+    info["seconds"] = time.perf_counter() - t0
+    info["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return info
+
+
+def run(step: str, db: Path, persons: int, seed: int, out: Path) -> dict[str, float]:
+    proc = subprocess.run(  # noqa: S603 - our own script
+        [sys.executable, __file__, "--child", step, "--db", str(db), "--persons", str(persons),
+         "--seed", str(seed), "--out", str(out)], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--child", default=None)
+    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, args.db, args.persons, args.seed, args.out)))
+        return
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="trdstage-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db, out = work / "cdm.duckdb", work / "results.parquet"
+    synth = run("synth", db, args.persons, args.seed, out)
+    floor = run("floor", db, args.persons, args.seed, out)
+    stage = run("stage", db, args.persons, args.seed, out)
+    ratio = stage["seconds"] / floor["seconds"]
+    print(f"machine: {platform.machine()}, {platform.python_version()}, "
+          f"cores {len(__import__('os').sched_getaffinity(0))}")
+    print(f"persons {args.persons:,}; drug_exposure rows {int(synth['drug_exposure_rows']):,}; "
+          f"staged {int(stage['rows']):,}; database {db.stat().st_size / 1e6:.0f} MB")
+    print()
+    print("| step | seconds | persons/s | peak memory (MB) |")
+    print("|---|---|---|---|")
+    for name, r in (("synthesise + write DuckDB", synth), ("floor: bare scan grouping "
+                     "drug_exposure by person", floor), ("stage (open, concepts, query, "
+                     "write Parquet)", stage)):
+        print(f"| {name} | {r['seconds']:.1f} | {args.persons / r['seconds']:,.0f} | "
+              f"{r['peak_mb']:,.0f} |")
+    print()
+    print(f"staging / floor = {ratio:.1f}x; staging parts: " + ", ".join(
+        f"{k.removeprefix('seconds_')} {v:.1f} s" for k, v in stage.items()
+        if k.startswith("seconds_")))
+    targets = {"under 60 s": stage["seconds"] < 60, "within 5x floor": ratio <= 5,
+               "under 4 GB": stage["peak_mb"] < 4096}
+    print("targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items()))
+
+
+if __name__ == "__main__":
+    main()
