@@ -17,6 +17,7 @@ from trdstage.cohort.engine import build_plan
 from trdstage.cohort.reference import normalise, reference_row
 from trdstage.cohort.writer import write_patients
 from trdstage.knowledge import load_policy
+from trdstage.knowledge.omop_schema import load_omop_spec
 
 
 def reference(url: str, as_of: date, policy: str) -> dict[int, dict[str, Any] | None]:
@@ -81,3 +82,26 @@ def test_pyspark_matches_engine(tmp_path: Path) -> None:
     write_patients(folder, patients, AS_OF, fmt="parquet")
     got = cohort(f"spark:{folder}", AS_OF, "claims")
     assert assert_same(got, reference(str(db), AS_OF, "claims")) > 10
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_duckdb_matches_engine_with_other_rules(
+    tmp_path_factory: pytest.TempPathFactory, seed: int
+) -> None:
+    """Each rule is a setting, and both paths follow the setting."""
+    spec = load_omop_spec().with_rules(
+        episode_washout_days=90, mdd_diagnosis_opens_episode=False,
+        require_mdd_diagnosis=False, augmenter_gap_days=10, ect_course_gap_days=7,
+        end_date_inclusive=False, severity_from_phq9={})
+    path: Path = tmp_path_factory.mktemp("omop") / "cdm.duckdb"
+    write_patients(path, make_cohort(seed, 20), AS_OF)
+    source = open_omop(path, spec)
+    concepts = resolve_concepts(source, spec)
+    policy = load_policy("claims")
+    plan = build_plan(source, concepts, AS_OF, policy, spec)
+    got = {r["person_id"]: normalise(r) for r in plan.persons.to_pyarrow().to_pylist()}
+    want = {pid: reference_row(patient_from_rows(read_person(source, pid), concepts, AS_OF,
+                                                 spec), AS_OF, policy)
+            for pid in source.tables["person"].person_id.to_pyarrow().to_pylist()}
+    assert_same(got, want)

@@ -147,10 +147,7 @@ def open_omop(url: str | Path, spec: OmopSpec | None = None) -> OmopSource:
             present = set(con.list_tables())
             raw = {n: con.table(n) for n in wanted if n in present}
         else:
-            path = Path(text.removeprefix("duckdb://").removeprefix("/") if text.startswith(
-                "duckdb:///") else text)
-            if text.startswith("duckdb:///"):
-                path = Path(text[len("duckdb://"):])
+            path = Path(text.removeprefix("duckdb://"))
             if path.is_dir():
                 con = ibis.duckdb.connect()
                 raw = _parquet_tables(con, path, wanted)
