@@ -15,8 +15,15 @@ uv:
 system-deps:
 	@bash scripts/system-deps.sh
 
+# The main job on the embedded default: the bundled demo patients staged one by one, then a
+# synthetic OMOP cohort on DuckDB staged under every model, with its research report.
+DEMO_OUT ?= demo-output
 demo: uv
-	$(UV) run --frozen --no-dev trdstage demo
+	$(UV) run --frozen --no-dev --inexact trdstage demo
+	$(UV) run --frozen --no-dev --inexact trdstage cohort synth --persons 5000 --seed 1 --out $(DEMO_OUT)/cdm.duckdb
+	$(UV) run --frozen --no-dev --inexact trdstage cohort stage --omop $(DEMO_OUT)/cdm.duckdb --out $(DEMO_OUT)/results.parquet --as-of 2026-01-01
+	$(UV) run --frozen --no-dev --inexact trdstage cohort report --results $(DEMO_OUT)/results.parquet --out $(DEMO_OUT)/report
+	@echo "Open $(DEMO_OUT)/report/index.html for the cohort report."
 
 test: uv system-deps
 	$(UV) run --frozen pytest
