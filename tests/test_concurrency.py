@@ -48,3 +48,20 @@ def test_short_overlap_between_two_antidepressants_is_a_cross_taper() -> None:
     (c,) = a.trials[0].concurrent
     assert c.role is ConcurrentUse.cross_taper and not c.counted
     assert a.staging.maudsley.components["augmentation"] == 0  # type: ignore[index]
+
+
+def test_augmenter_refills_merge_into_one_course() -> None:
+    # lithium dispensed in three 14-day fills: one 42-day augmentation, not three short ones
+    h = History()
+    h.trial("sertraline", 100, weeks=10,
+            added=[("lithium", 600, 2, 2), ("lithium", 600, 4, 2), ("lithium", 600, 6, 2)])
+    (c,) = h.assess().trials[0].concurrent
+    assert c.agent == "lithium" and c.counted and c.overlap_days == 42
+
+
+def test_no_episode_by_the_as_of_date_is_warned() -> None:
+    h = History(onset="2025-06-01")
+    h.trial("sertraline", 100)
+    a = h.assess(as_of="2025-01-01")
+    assert a.warnings[0].code == "no_episode_by_as_of"
+    assert a.staging.thase_rush.stage == 0

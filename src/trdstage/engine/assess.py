@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from trdstage.domain import Patient, Policy, Scope
-from trdstage.domain.results import Assessment, EpisodeSummary, Staging
+from trdstage.domain.results import Assessment, EpisodeSummary, Notice, Staging
 from trdstage.engine.context import StagingContext
 from trdstage.engine.models import (
     EuropeanModel,
@@ -58,8 +58,14 @@ def assess(
         european=EUROPEAN.assess(ctx),
         regulatory=REGULATORY.assess(ctx),
     )
+    notices = [*trial_set.notices, *ect_notices]
+    if episode.onset > as_of:
+        notices.insert(0, Notice(
+            code="no_episode_by_as_of", where=episode.id,
+            message=f"no episode has started by the as-of date; the earliest, from "
+            f"{episode.onset.isoformat()}, is shown with nothing in scope"))
     return Assessment(
         as_of=as_of, patient_id=patient.id, policy=policy.name, policy_settings=policy,
         episode=summary,
         trials=trial_set.verdicts, ect=ect, courses=courses, staging=staging,
-        warnings=[*trial_set.notices, *ect_notices])
+        warnings=notices)

@@ -86,7 +86,7 @@ def _worst(a: Adherence, b: Adherence) -> Adherence:
 @dataclass
 class TrialSet:
     verdicts: list[TrialVerdict]
-    augmenter_exposures: list[Exposure]
+    augmentation: list[Trial]  # augmenter courses, refills merged
     notices: list[Notice]
 
 
@@ -165,17 +165,19 @@ def build_trials(
     """All antidepressant trials of the history, judged. `scope_start` None means lifetime."""
     ad_exposures, aug_exposures, notices, open_records = _collect(patient, as_of, knowledge)
     trials = _merge(ad_exposures, policy.same_agent_gap_days)
+    # augmenter refills merge by the same gap rule: one lithium course, not one per refill
+    augmentation = _merge(aug_exposures, policy.same_agent_gap_days)
     readings = readings_by_scale(patient)
     others = sorted([(t.period, t.agent, False) for t in trials]
-                    + [(a.period, a.agent, True) for a in aug_exposures],
+                    + [(a.period, a.agent, True) for a in augmentation],
                     key=lambda o: o[0].start)
     starts = [o[0].start for o in others]
     verdicts = [
-        _judge(i + 1, trial, trials, aug_exposures, _concurrent(trial, others, starts, policy),
+        _judge(i + 1, trial, trials, augmentation, _concurrent(trial, others, starts, policy),
                as_of, scope_start, policy, knowledge, readings, open_records)
         for i, trial in enumerate(trials)
     ]
-    return TrialSet(verdicts, aug_exposures, notices)
+    return TrialSet(verdicts, augmentation, notices)
 
 
 def readings_by_scale(patient: Patient) -> dict[Scale, list[RatingReading]]:
@@ -214,7 +216,7 @@ def _concurrent(
 
 
 def _failure_from_switch(
-    trial: Trial, trials: list[Trial], augmenters: list[Exposure], policy: Policy
+    trial: Trial, trials: list[Trial], augmenters: list[Trial], policy: Policy
 ) -> OutcomeVerdict | None:
     """The claims convention: a switch to, or the addition of, another antidepressant or an
     augmenter after the trial started and within the policy's days of its end."""
@@ -240,7 +242,7 @@ def _judge(
     number: int,
     trial: Trial,
     trials: list[Trial],
-    augmenters: list[Exposure],
+    augmenters: list[Trial],
     concurrent: list[ConcurrentAgent],
     as_of: date,
     scope_start: date | None,

@@ -20,7 +20,7 @@ class RegulatoryModel:
         met = len(agents) >= needed
         first_met = None
         seen: set[str] = set()
-        for t in sorted(failed, key=lambda t: (t.end or ctx.as_of, t.id)):
+        for t in sorted(failed, key=lambda t: (t.end or ctx.as_of, t.start)):
             seen.update(t.agents)
             if len(seen) >= needed:
                 first_met = t.end or ctx.as_of
