@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,7 @@ from trdstage.adapters.errors import InputError
 from trdstage.adapters.native import patient_json_schema, read_patient_file
 from trdstage.adapters.output import write_atomic
 from trdstage.advice import advise
+from trdstage.cli_common import err, fail, parse_date
 from trdstage.cohort.cli import cohort_app
 from trdstage.domain.patient import Patient
 from trdstage.domain.results import Assessment, Notice, result_json_schema
@@ -35,7 +36,6 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(cohort_app, name="cohort")
-err = Console(stderr=True)
 
 DEMO_AS_OF = date(2026, 1, 1)  # reference date of the bundled demo histories (examples/README)
 
@@ -52,20 +52,6 @@ class Format(StrEnum):
 class Audience(StrEnum):
     clinician = "clinician"
     patient = "patient"
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _parse_date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -103,14 +89,14 @@ def assess(
         "--timeout", min=0.1, help="FHIR server timeout in seconds.")] = 30.0,
 ) -> None:
     """Stage one patient's history under every model and explain each result."""
-    when = _parse_date(as_of) or date.today()
+    when = parse_date(as_of) or date.today()
     try:
         chosen = load_policy(policy)
         patient, notices, fhir_sources = _read_patient(file, fhir_server, patient_id, token,
                                                        timeout)
         result = advise(patient, run_assessment(patient, as_of=when, policy=chosen))
     except (InputError, KnowledgeError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if notices:
         result = result.model_copy(update={"warnings": [*notices, *result.warnings]})
     if fmt is Format.fhir:
@@ -122,7 +108,7 @@ def assess(
         _emit_report(patient, result, fmt, audience, output)
         return
     if audience is not Audience.clinician:
-        _fail("--audience patient needs --format html or --format pdf")
+        fail("--audience patient needs --format html or --format pdf")
     _emit(RENDERERS[fmt.value](result), output)
 
 
@@ -134,13 +120,13 @@ def _read_patient(file: Path | None, server: str | None, patient_id: str | None,
 
     if server is not None:
         if file is not None or not patient_id:
-            _fail("--fhir-server needs --patient ID and no FILE")
+            fail("--fhir-server needs --patient ID and no FILE")
         from trdstage.adapters.fhir.client import fetch_patient
 
         got = fetch_patient(server, patient_id, token=token, timeout=timeout)
         return got.patient, got.notices, got.sources
     if file is None:
-        _fail("give a patient FILE, or --fhir-server URL --patient ID")
+        fail("give a patient FILE, or --fhir-server URL --patient ID")
     if is_fhir_json(file):
         got = read_fhir_file(file)
         return got.patient, got.notices, got.sources
@@ -156,7 +142,7 @@ def _emit_report(patient: Patient, result: Assessment, fmt: Format, audience: Au
         _emit(render_html(patient, result, audience.value), output)
         return
     if output is None and sys.stdout.isatty():
-        _fail("a PDF is binary: give --output FILE (or redirect standard output)")
+        fail("a PDF is binary: give --output FILE (or redirect standard output)")
     from trdstage.report.pdf import render_pdf
 
     data = render_pdf(patient, result, audience.value)
@@ -195,11 +181,11 @@ def demo(
     policy: Annotated[str, typer.Option(help="Bundled policy name or file.")] = "default",
 ) -> None:
     """Stage the bundled demo patients and show every model side by side."""
-    when = _parse_date(as_of) or DEMO_AS_OF
+    when = parse_date(as_of) or DEMO_AS_OF
     try:
         chosen = load_policy(policy)
     except KnowledgeError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table("patient", "failed trials", "Thase & Rush", "MGH-S", "MSM", "European",
                   "regulatory TRD", title=f"Demo patients, as of {when.isoformat()}, "
                   f"policy {chosen.name}")

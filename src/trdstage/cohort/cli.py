@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from trdstage.adapters.errors import InputError
+from trdstage.cli_common import err, fail, parse_date
 from trdstage.knowledge import KnowledgeError, load_policy
 
 cohort_app = typer.Typer(
@@ -22,21 +23,6 @@ cohort_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _date(value: str | None, default: date) -> date:
-    if value is None:
-        return default
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def _progress() -> Progress:
@@ -86,8 +72,8 @@ def stage(
     from trdstage.cohort.run import stage_cohort
 
     if out is None and not results_schema:
-        _fail("give --out FILE.parquet and/or --results-schema NAME")
-    when = _date(as_of, date.today())
+        fail("give --out FILE.parquet and/or --results-schema NAME")
+    when = parse_date(as_of) or date.today()
     try:
         chosen = load_policy(policy)
         with _progress() as progress:
@@ -96,7 +82,7 @@ def stage(
                 omop, when, chosen, out=out, results_schema=results_schema,
                 step=lambda msg: progress.update(task, description=msg))
     except (InputError, KnowledgeError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _print_summary(table, summary, chosen.name, when)
     if summary_json is not None:
         write_atomic(summary_json, json.dumps(summary.as_dict(), indent=2) + "\n")
@@ -158,7 +144,7 @@ def report(
     try:
         index = write_report(results, out, min_count=min_count)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     err.print(f"wrote {index}", highlight=False)
 
 

@@ -10,11 +10,8 @@ from pydantic import Field
 
 from trdstage.domain import Severity, Sex
 from trdstage.knowledge.loader import (
-    DATA,
     KnowledgeError,
-    _check_sources,
-    _parse,
-    _read_yaml,
+    load_data_file,
     load_knowledge,
 )
 from trdstage.knowledge.schema import KnowledgeModel
@@ -133,10 +130,7 @@ class OmopSpec(KnowledgeModel):
 
 @cache
 def load_omop_spec() -> OmopSpec:
-    text = (DATA / "omop.yaml").read_text(encoding="utf-8")
-    raw = _read_yaml("omop.yaml", text)
-    spec = _parse(OmopSpec, "omop.yaml", raw)
-    _check_sources("omop.yaml", raw, load_knowledge().sources)
+    spec, _ = load_data_file("omop.yaml", OmopSpec)
     phq9 = load_knowledge().scales.get("PHQ-9")
     if phq9 is None:
         raise KnowledgeError("omop.yaml: the PHQ-9 scale is missing from scales.yaml")
