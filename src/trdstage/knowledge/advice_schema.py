@@ -15,12 +15,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from trdstage.knowledge.loader import (
-    DATA,
     Knowledge,
     KnowledgeError,
-    _check_sources,
-    _parse,
-    _read_yaml,
+    load_data_file,
     load_knowledge,
 )
 from trdstage.knowledge.schema import KnowledgeModel
@@ -346,7 +343,6 @@ class AdviceKnowledge:
         raise KeyError(option_id)
 
 
-_FILES = ("options.yaml", "safety.yaml", "cpic.yaml", "reassessment.yaml", "monitoring.yaml")
 
 
 def _cross_check(k: AdviceKnowledge) -> None:
@@ -397,17 +393,13 @@ def _cross_check(k: AdviceKnowledge) -> None:
 @cache
 def load_advice_knowledge() -> AdviceKnowledge:
     """Load, validate and cross-check the advice knowledge (cached)."""
-    base = load_knowledge()
-    raw = {n: _read_yaml(n, (DATA / n).read_text(encoding="utf-8")) for n in _FILES}
-    for name in _FILES:
-        _check_sources(name, raw[name], base.sources)
     k = AdviceKnowledge(
-        base=base,
-        options=_parse(OptionsFile, "options.yaml", raw["options.yaml"]),
-        safety=_parse(SafetyFile, "safety.yaml", raw["safety.yaml"]),
-        cpic=_parse(CpicFile, "cpic.yaml", raw["cpic.yaml"]),
-        reassessment=_parse(ReassessmentFile, "reassessment.yaml", raw["reassessment.yaml"]),
-        monitoring=_parse(MonitoringFile, "monitoring.yaml", raw["monitoring.yaml"]),
+        base=load_knowledge(),
+        options=load_data_file("options.yaml", OptionsFile)[0],
+        safety=load_data_file("safety.yaml", SafetyFile)[0],
+        cpic=load_data_file("cpic.yaml", CpicFile)[0],
+        reassessment=load_data_file("reassessment.yaml", ReassessmentFile)[0],
+        monitoring=load_data_file("monitoring.yaml", MonitoringFile)[0],
     )
     _cross_check(k)
     return k
