@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trdstage.domain.enums import (
     Adherence,
@@ -189,18 +189,24 @@ class PgxResult(DomainModel):
     diplotype: str | None = None
     test_date: date | None = None
 
+    @field_validator("phenotype")
+    @classmethod
+    def _phenotype_code(cls, value: str | None) -> str | None:
+        """Spelled-out CPIC names and abbreviations, any case, to one code."""
+        if value is None:
+            return None
+        code = _PHENOTYPE_NAMES.get(" ".join(value.lower().split()))
+        if code is None:
+            raise ValueError(f"unknown phenotype {value!r} (use UM, RM, NM, IM, "
+                             "Likely IM, PM or Likely PM)")
+        return code
+
     @model_validator(mode="after")
     def _something(self) -> Self:
         if self.phenotype is None and self.activity_score is None and self.diplotype is None:
             raise ValueError("give a phenotype, an activity score or a diplotype")
         if self.activity_score is not None and self.gene != "CYP2D6":
             raise ValueError("an activity score is only interpreted for CYP2D6")
-        if self.phenotype is not None:
-            code = _PHENOTYPE_NAMES.get(" ".join(self.phenotype.lower().split()))
-            if code is None:
-                raise ValueError(f"unknown phenotype {self.phenotype!r} (use UM, RM, NM, IM, "
-                                 "Likely IM, PM or Likely PM)")
-            object.__setattr__(self, "phenotype", code)
         return self
 
 
@@ -223,5 +229,6 @@ class Patient(DomainModel):
     def current_episode(self, as_of: date) -> Episode:
         """The episode with the latest onset on or before `as_of` (the first one if none is)."""
         started = [e for e in self.episodes if e.onset <= as_of]
-        pool = started or self.episodes
-        return max(pool, key=lambda e: e.onset)
+        if not started:
+            return min(self.episodes, key=lambda e: e.onset)
+        return max(started, key=lambda e: e.onset)
