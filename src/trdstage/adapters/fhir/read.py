@@ -15,8 +15,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
@@ -72,6 +73,9 @@ _STRENGTH = re.compile(
     r"(\d+(?:\.\d+)?)\s*(mg|mcg|ug|µg|g)\b(?:\s*/\s*(\d+(?:\.\d+)?)?\s*(ml|hr|h|actuat)\b)?",
     re.IGNORECASE)
 _TOKEN = re.compile(r"[^\s\[\]\(\),;:/]+")
+
+
+E = TypeVar("E", bound=StrEnum)
 
 
 @dataclass
@@ -421,27 +425,23 @@ class _Reader:
                         return value
         return None
 
-    def outcome(self, entry: _Entry) -> Outcome | None:
-        value = self.extension(entry.obj, "treatment-outcome")
+    def _coded_extension(self, entry: _Entry, name: str, vocabulary: type[E]) -> E | None:
+        """A project extension whose value must be one of `vocabulary` (None when absent)."""
+        value = self.extension(entry.obj, name)
         if value is None:
             return None
         try:
-            return Outcome(str(value))
+            return vocabulary(str(value))
         except ValueError as exc:
-            raise self.fail(entry, "extension(treatment-outcome)",
-                            f"{value!r} is not one of {', '.join(o.value for o in Outcome)}") \
+            raise self.fail(entry, f"extension({name})",
+                            f"{value!r} is not one of {', '.join(v.value for v in vocabulary)}") \
                 from exc
 
+    def outcome(self, entry: _Entry) -> Outcome | None:
+        return self._coded_extension(entry, "treatment-outcome", Outcome)
+
     def adherence(self, entry: _Entry) -> Adherence:
-        value = self.extension(entry.obj, "adherence")
-        if value is None:
-            return Adherence.unknown
-        try:
-            return Adherence(str(value))
-        except ValueError as exc:
-            raise self.fail(entry, "extension(adherence)",
-                            f"{value!r} is not one of {', '.join(a.value for a in Adherence)}") \
-                from exc
+        return self._coded_extension(entry, "adherence", Adherence) or Adherence.unknown
 
     # ---- Condition ----------------------------------------------------------------------
     def condition(self, entry: _Entry) -> None:
