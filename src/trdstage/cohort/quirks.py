@@ -14,7 +14,7 @@ knows how the engine rounds.
 
 from __future__ import annotations
 
-from trdstage.engine.timeline import DAYS_PER_MONTH, weeks
+from trdstage.engine.timeline import months_split, weeks
 
 
 def min_days_over_weeks(limit_weeks: float) -> int:
@@ -23,12 +23,6 @@ def min_days_over_weeks(limit_weeks: float) -> int:
     while weeks(days) <= limit_weeks:
         days += 1
     return days
-
-
-def months_split(months: float) -> tuple[int, int]:
-    """Calendar months as (whole months, extra days), as the engine's timeline does."""
-    whole = int(months)
-    return whole, round((months - whole) * DAYS_PER_MONTH)
 
 
 __all__ = ["min_days_over_weeks", "months_split"]

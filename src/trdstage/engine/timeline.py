@@ -64,17 +64,19 @@ def add_months(start: date, months: int) -> date:
     raise ValueError(f"cannot add {months} months to {start}")  # pragma: no cover
 
 
-def within_months(start: date, end: date, months: float) -> bool:
-    """True when `end` is no later than `months` calendar months after `start` (whole months;
-    a fractional part is added as days of an average month)."""
+def months_split(months: float) -> tuple[int, int]:
+    """A month count as (whole calendar months, extra days of an average month)."""
     whole = int(months)
-    limit = add_months(start, whole)
-    extra = round((months - whole) * DAYS_PER_MONTH)
-    return (end - limit).days <= extra
+    return whole, round((months - whole) * DAYS_PER_MONTH)
+
+
+def within_months(start: date, end: date, months: float) -> bool:
+    """True when `end` is no later than `months` calendar months after `start`."""
+    whole, extra = months_split(months)
+    return (end - add_months(start, whole)).days <= extra
 
 
 def months_reached(start: date, end: date, months: float) -> bool:
     """True when `end` is at least `months` calendar months after `start`."""
-    whole = int(months)
-    extra = round((months - whole) * DAYS_PER_MONTH)
+    whole, extra = months_split(months)
     return (end - add_months(start, whole)).days >= extra
