@@ -2,6 +2,7 @@
 # Installs the Debian packages the test suite needs, if missing and if this user may.
 set -euo pipefail
 needed=(chromium poppler-utils)
+needed+=(postgresql)  # tests/test_cohort_postgres.py starts a throwaway server (initdb, pg_ctl)
 # (Packages are appended here by the features that need them.)
 missing=()
 for pkg in "${needed[@]}"; do

@@ -28,6 +28,7 @@ engine (trdstage.cohort) must give the same answers for everyone.
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -121,12 +122,14 @@ def check_tables(raw: Mapping[str, Any], label: str, spec: OmopSpec | None = Non
 
 def open_omop(url: str | Path, spec: OmopSpec | None = None) -> OmopSource:
     """Open an OMOP database: a DuckDB file (`x.duckdb`, `duckdb:///x.duckdb`), a folder of
-    Parquet files read by DuckDB (`<dir>`), a PostgreSQL URL (`postgres://user@host/db`, schema
-    via `?schema=cdm`), or Spark: `spark:<dir>` (Parquet folder, local session) or
+    Parquet files read by DuckDB (`<dir>`), a PostgreSQL URL (`postgres://user:pass@host/db`,
+    schemas via `?schema=cdm` or `?schema=cdm,vocab`; the password never appears in messages), or
+    Spark: `spark:<dir>` (Parquet folder, local session) or
     `spark-catalog:<database>` (tables of an existing catalog database)."""
     import ibis
 
     text = str(url)
+    label = text
     spec = spec or load_omop_spec()
     wanted = list(spec.tables)
     try:
@@ -143,9 +146,8 @@ def open_omop(url: str | Path, spec: OmopSpec | None = None) -> OmopSource:
                 folder = Path(text.split(":", 1)[1])
                 raw = _parquet_tables(con, folder, wanted)
         elif text.startswith(("postgres://", "postgresql://")):
-            con = ibis.connect(text)
-            present = set(con.list_tables())
-            raw = {n: con.table(n) for n in wanted if n in present}
+            label = redact_url(text)
+            con, raw = _postgres_tables(text, wanted)
         else:
             path = Path(text.removeprefix("duckdb://"))
             if path.is_dir():
@@ -160,10 +162,65 @@ def open_omop(url: str | Path, spec: OmopSpec | None = None) -> OmopSource:
     except InputError:
         raise
     except Exception as exc:  # a driver's own error: name the database, keep the message
-        raise InputError(text, f"cannot open the database: {exc}") from exc
-    source = check_tables(raw, text, spec)
+        message = " ".join(str(exc).split())
+        raise InputError(label, f"cannot open the database: {message}") from exc
+    source = check_tables(raw, label, spec)
     source.con = con
     return source
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by `***` (for messages and labels)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _postgres_tables(url: str, wanted: Iterable[str]) -> tuple[Any, dict[str, Any]]:
+    """Connect to PostgreSQL and find the OMOP tables. `?schema=cdm` (or `?schema=cdm,vocab`,
+    or the path form `/db/cdm`) names the schemas to read, searched in order for each table (the
+    OHDSI layout often keeps the vocabulary apart); without it, the connection's current schema
+    (normally `public`). The other query parameters go to libpq (`sslmode=require`, `host=` a
+    socket folder, ...); `connect_timeout` defaults to 10 s so a wrong host fails quickly."""
+    import ibis
+
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    database, _, path_schema = parts.path.lstrip("/").partition("/")
+    schemas = [s.strip() for s in (query.pop("schema", "") or path_schema).split(",")
+               if s.strip()]
+    kwargs: dict[str, Any] = {"connect_timeout": "10"}
+    if parts.hostname:
+        kwargs["host"] = parts.hostname
+    if parts.port:
+        kwargs["port"] = parts.port
+    if parts.username:
+        kwargs["user"] = urllib.parse.unquote(parts.username)
+    if parts.password is not None:
+        kwargs["password"] = urllib.parse.unquote(parts.password)
+    if database:
+        kwargs["database"] = urllib.parse.unquote(database)
+    kwargs.update(query)
+    con = ibis.postgres.connect(schema=",".join(schemas) or None, **kwargs)
+    if not schemas:
+        present = set(con.list_tables())
+        return con, {n: con.table(n) for n in wanted if n in present}
+    known = set(con.list_databases())
+    for schema in schemas:
+        if schema not in known:
+            user = sorted(s for s in known if not s.startswith(("pg_", "information_schema")))
+            raise InputError(f"{redact_url(url)}: schema {schema}",
+                             f"no such schema (schemas: {', '.join(user) or 'none'})")
+    raw: dict[str, Any] = {}
+    for schema in schemas:
+        present = set(con.list_tables(database=schema))
+        for name in wanted:
+            if name not in raw and name in present:
+                raw[name] = con.table(name, database=schema)
+    return con, raw
 
 
 def _parquet_tables(con: Any, folder: Path, wanted: Iterable[str]) -> dict[str, Any]:
@@ -519,5 +576,6 @@ __all__ = [
     "patient_from_rows",
     "read_patient",
     "read_person",
+    "redact_url",
     "resolve_concepts",
 ]
