@@ -87,7 +87,7 @@ def ohdsi(pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, A
                 schema="cdm", types="ohdsi")
     load_tables(pg, db, {n: t for n, t in tables.items() if n in VOCABULARY},
                 schema="vocab", types="ohdsi")
-    pg.sql(db, "GRANT CREATE ON DATABASE ohdsi TO reader")
+    pg.sql(db, "CREATE SCHEMA results AUTHORIZATION reader")  # no CREATE on the database
     duck = write_duckdb(tmp_path_factory.mktemp("pg") / "ohdsi.duckdb", tables)
     url = pg.url(db, user=f"reader:{READER_PASSWORD}", query="schema=cdm,vocab")
     return {"url": url, "duckdb": str(duck)}

@@ -94,7 +94,11 @@ def _write_postgres(con: Any, schema: str, table: pa.Table) -> None:
                         ibis.Schema.from_pyarrow(table.schema).to_sqlglot_column_defs("postgres"))
     new = f"{RESULTS_TABLE}__new"
     with con.transaction(), con.cursor() as cur:
-        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists:
+        # ask first, so a role that owns only its results schema can write there.
+        if cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() \
+                is None:
+            cur.execute(f'CREATE SCHEMA "{schema}"')
         cur.execute(f'DROP TABLE IF EXISTS "{schema}"."{new}"')
         cur.execute(f'CREATE TABLE "{schema}"."{new}" ({columns})')
         with cur.copy(f'COPY "{schema}"."{new}" FROM STDIN (FORMAT csv, HEADER true)') as copy:
