@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -66,8 +65,12 @@ def stage(
     summary_json: Annotated[Path | None, typer.Option(
         "--summary-json", help="Also write the summary (counts, exclusions, timings) as JSON.")
     ] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="scan: read each table once and stage on this machine (fast on "
+        "DuckDB); expression: stage inside the database (one Ibis expression, for PostgreSQL "
+        "and Spark); auto: scan on DuckDB, expression elsewhere.")] = "auto",
 ) -> None:
-    """Stage every person of an OMOP database under every model (one Ibis expression)."""
+    """Stage every person of an OMOP database under every model."""
     from trdstage.adapters.output import write_atomic
     from trdstage.cohort.run import stage_cohort
 
@@ -80,7 +83,7 @@ def stage(
             task = progress.add_task("starting", total=None)
             table, summary = stage_cohort(
                 omop, when, chosen, out=out, results_schema=results_schema,
-                step=lambda msg: progress.update(task, description=msg))
+                step=lambda msg: progress.update(task, description=msg), engine=engine)
     except (InputError, KnowledgeError) as exc:
         fail(str(exc))
     _print_summary(table, summary, chosen.name, when)
@@ -93,7 +96,13 @@ def _print_summary(table: object, summary: object, policy: str, as_of: date) -> 
 
     assert isinstance(summary, Summary)  # noqa: S101 - narrowing for mypy
     console = Console()
-    rows = table.to_pylist()  # type: ignore[attr-defined]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    def counts_of(column: str) -> dict[object, int]:
+        return {c["values"]: int(c["counts"])
+                for c in pc.value_counts(table[column]).to_pylist()}  # type: ignore[index]
+
+    n_rows = int(table.num_rows)  # type: ignore[attr-defined]
     head = Table(title=f"Cohort staged as of {as_of.isoformat()}, policy {policy}",
                  show_header=False)
     head.add_row("persons in the database", f"{summary.persons:,}")
@@ -102,25 +111,30 @@ def _print_summary(table: object, summary: object, policy: str, as_of: date) -> 
         head.add_row(f"excluded: {reason}", f"{n:,}")
     for reason, n in summary.excluded_rows.items():
         head.add_row(f"rows excluded: {reason}", f"{n:,}")
-    flagged = sum(1 for r in rows if r["duration_only_trials"])
+    flagged = int(pc.sum(pc.greater(table["duration_only_trials"], 0)).as_py()  # type: ignore[index]
+                  or 0)
     head.add_row("persons with a trial judged on duration alone (no dose)", f"{flagged:,}")
+    head.add_row("engine", summary.engine)
     head.add_row("seconds (open / concepts / stage / write)",
                  " / ".join(f"{summary.seconds.get(k, 0):.1f}"
                             for k in ("open", "concepts", "stage", "write")))
     console.print(head)
-    n = max(1, len(rows))
+    n = max(1, n_rows)
     models = Table("model", "distribution (% of persons staged)",
                    title="Results", show_lines=False)
     for label, key in (("Thase & Rush stage", "thase_rush_stage"),
                        ("European category", "european_category"),
                        ("Maudsley band", "maudsley_band"),
                        ("regulatory TRD met", "regulatory_met")):
-        counts = Counter(r[key] for r in rows)
+        counts = counts_of(key)
         text = "  ".join(f"{k if k is not None else 'n/a'}: {v / n:.1%}"
                          for k, v in sorted(counts.items(), key=lambda kv: str(kv[0])))
         models.add_row(label, text)
-    mgh = sorted(r["mgh_score"] for r in rows) or [0.0]
-    models.add_row("MGH score", f"median {mgh[len(mgh) // 2]:g}, max {mgh[-1]:g}")
+    mgh = pc.sort_indices(table["mgh_score"])  # type: ignore[index]
+    if n_rows:
+        median = table["mgh_score"][mgh[n_rows // 2].as_py()].as_py()  # type: ignore[index]
+        top = pc.max(table["mgh_score"]).as_py()  # type: ignore[index]
+        models.add_row("MGH score", f"median {median:g}, max {top:g}")
     console.print(models)
     if summary.output:
         console.print(f"wrote {summary.output}", highlight=False)

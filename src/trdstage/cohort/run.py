@@ -17,10 +17,12 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import OmopSource, open_omop, resolve_concepts
 from trdstage.cohort.engine import build_plan, check_policy
+from trdstage.cohort.scan import stage_scan
 from trdstage.domain import Policy
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
 RESULTS_TABLE = "trdstage_cohort"
+ENGINES = ("auto", "scan", "expression")
 Step = Callable[[str], None]
 
 
@@ -32,12 +34,13 @@ class Summary:
     excluded_rows: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
     output: str = ""
+    engine: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"persons": self.persons, "staged": self.staged,
                 "excluded_persons": self.excluded_persons,
                 "excluded_rows": self.excluded_rows, "seconds": self.seconds,
-                "output": self.output}
+                "output": self.output, "engine": self.engine}
 
 
 def write_parquet_atomic(path: str | Path, table: pa.Table) -> None:
@@ -129,8 +132,17 @@ def stage_cohort(
     source: OmopSource | None = None,
     spec: OmopSpec | None = None,
     step: Step | None = None,
+    engine: str = "auto",
 ) -> tuple[pa.Table, Summary]:
-    """Stage every person; write the results to `out` (Parquet) and/or `results_schema`."""
+    """Stage every person; write the results to `out` (Parquet) and/or `results_schema`.
+
+    `engine`: `expression` runs the whole staging inside the database (one Ibis expression:
+    PostgreSQL, Spark); `scan` reads each table once, sorted, and runs the sequential rules as
+    vectorised passes on this machine (`cohort/scan.py`, several times faster on DuckDB);
+    `auto` (default) takes `scan` on DuckDB and `expression` elsewhere. Both give the same
+    table (tests/test_cohort_equivalence.py)."""
+    if engine not in ENGINES:
+        raise InputError("--engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
     spec = spec or load_omop_spec()
     check_policy(policy)
     say = step or (lambda _msg: None)
@@ -144,22 +156,29 @@ def stage_cohort(
     clock["concepts"] = time.perf_counter() - t0 - clock["open"]
     say("staging every person")
     t1 = time.perf_counter()
+    if engine == "auto":
+        engine = "scan" if getattr(source.con, "name", "") == "duckdb" else "expression"
     try:
-        plan = build_plan(source, concepts, as_of, policy, spec)
-        table = plan.persons.order_by("person_id").to_pyarrow()
-        excl_rows = {r["reason"]: int(r["n"]) for r in plan.exclusions.to_pyarrow().to_pylist()
-                     if r["n"]}
-        person = source.tables["person"]
-        n_person = _count(person.count())
-        mdd_ids = sorted(concepts.sets.get("mdd", set()))
-        co = source.tables["condition_occurrence"]
-        with_mdd = _count(co.filter(co.condition_concept_id.isin(mdd_ids)
-                                    & (co.condition_start_date <= as_of)).semi_join(
-            person, "person_id").person_id.nunique()) if mdd_ids else 0
+        if engine == "scan":
+            scanned = stage_scan(source, concepts, as_of, policy, spec, step=say)
+            table, excl_rows = scanned.persons, scanned.excluded_rows
+            n_person, with_mdd = scanned.n_person, scanned.with_mdd
+        else:
+            plan = build_plan(source, concepts, as_of, policy, spec)
+            table = plan.persons.order_by("person_id").to_pyarrow()
+            excl_rows = {r["reason"]: int(r["n"])
+                         for r in plan.exclusions.to_pyarrow().to_pylist() if r["n"]}
+            person = source.tables["person"]
+            n_person = _count(person.count())
+            mdd_ids = sorted(concepts.sets.get("mdd", set()))
+            co = source.tables["condition_occurrence"]
+            with_mdd = _count(co.filter(co.condition_concept_id.isin(mdd_ids)
+                                        & (co.condition_start_date <= as_of)).semi_join(
+                person, "person_id").person_id.nunique()) if mdd_ids else 0
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(str(url), f"the database could not be staged: {exc}") from exc
+        raise InputError(source.label, f"the database could not be staged: {exc}") from exc
     clock["stage"] = time.perf_counter() - t1
     table = table.replace_schema_metadata({"trdstage_as_of": as_of.isoformat(),
                                            "trdstage_policy": policy.name})
@@ -181,7 +200,8 @@ def stage_cohort(
         written.append(_write_schema(source, url, results_schema, table))
     clock["write"] = time.perf_counter() - t2
     summary = Summary(persons=n_person, staged=staged, excluded_persons=excluded,
-                      excluded_rows=excl_rows, seconds=clock, output=", ".join(written))
+                      excluded_rows=excl_rows, seconds=clock, output=", ".join(written),
+                      engine=engine)
     return table, summary
 
 
