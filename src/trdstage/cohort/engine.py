@@ -112,9 +112,12 @@ def agent_columns(k: Knowledge, policy: Policy) -> dict[str, list[Any]]:
 
 
 def drug_rows(tables: dict[str, ir.Table], concepts: Concepts, drug_map: ir.Table,
-              asof: ir.Value, rules: Any) -> ir.Table:
+              as_of: date, rules: Any, day_numbers: bool = False) -> ir.Table:
     """drug_exposure rows of formulary agents up to the as-of date: period [start, end) clipped
-    to the as-of date, daily dose from drug_strength, and the two exclusion marks."""
+    to the as-of date, daily dose from drug_strength, and the two exclusion marks. With
+    `day_numbers`, start and end are whole days since 1970-01-01 (integer arithmetic, which the
+    single-machine scan reads faster than dates)."""
+    asof = ibis.date(as_of.isoformat())
     de = tables["drug_exposure"]
     de = de.filter(de.drug_exposure_start_date.notnull() & de.drug_concept_id.notnull()
                    & (de.drug_exposure_start_date <= asof))
@@ -122,14 +125,20 @@ def drug_rows(tables: dict[str, ir.Table], concepts: Concepts, drug_map: ir.Tabl
     bad_supply = rx.days_supply.notnull() & (rx.days_supply < 0)
     bad_end = ~bad_supply & rx.drug_exposure_end_date.notnull() & (
         rx.drug_exposure_end_date < rx.drug_exposure_start_date)
-    start = rx.drug_exposure_start_date
-    if rules.end_date_inclusive:
-        from_end = _add_days(rx.drug_exposure_end_date, 1)
+    one = 1 if rules.end_date_inclusive else 0
+    if day_numbers:
+        start: Any = rx.drug_exposure_start_date.epoch_days()
+        end_x = ibis.coalesce(rx.drug_exposure_end_date.epoch_days() + one,
+                              start + rx.days_supply, start + 1)
+        end = ibis.least(end_x, (as_of - date(1970, 1, 1)).days).cast("int32")
+        start = start.cast("int32")
     else:
-        from_end = rx.drug_exposure_end_date
-    end_x = ibis.coalesce(from_end, _add_days(start, rx.days_supply), _add_days(start, 1))
-    rx = rx.mutate(start=start, end=ibis.least(end_x, asof), bad_supply=bad_supply,
-                   bad_end=bad_end)
+        start = rx.drug_exposure_start_date
+        from_end = _add_days(rx.drug_exposure_end_date, one) if one \
+            else rx.drug_exposure_end_date
+        end = ibis.least(ibis.coalesce(from_end, _add_days(start, rx.days_supply),
+                                       _add_days(start, 1)), asof)
+    rx = rx.mutate(start=start, end=end, bad_supply=bad_supply, bad_end=bad_end)
     if "drug_strength" in tables:
         ds = tables["drug_strength"]
         units = _memtable({"amount_unit_concept_id": list(concepts.unit_factor),
@@ -209,7 +218,7 @@ def build_plan(
     tr = k.models.thase_rush
     cls_tca, cls_maoi = class_of(k, policy, tr.stage_3_mechanism), class_of(
         k, policy, tr.stage_4_mechanism)
-    rx = drug_rows(tables, concepts, drug_map, asof, rules)
+    rx = drug_rows(tables, concepts, drug_map, as_of, rules)
     exclusions = [
         rx.filter(rx.bad_supply).aggregate(n=lambda t: t.count()).mutate(
             reason=ibis.literal(BAD_SUPPLY)),
