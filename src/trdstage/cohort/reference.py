@@ -11,8 +11,6 @@ from trdstage.domain import CourseKind, Policy
 from trdstage.domain.results import Assessment
 from trdstage.engine import assess
 
-DURATION_ONLY_REASON = "dose not recorded: adequacy judged on duration alone"
-
 COMPARED = ("episode", "n_episodes", "episode_onset", "thase_rush_stage", "mgh_score",
             "maudsley_score", "maudsley_band", "european_category", "regulatory_met",
             "regulatory_first_met", "failed_trials", "trials", "adequate_trials",
@@ -47,8 +45,7 @@ def reference_row(
         "failed_trials": sum(t.failed for t in scoped),
         "trials": len(scoped),
         "adequate_trials": sum(t.adequate for t in scoped),
-        "duration_only_trials": sum(
-            any(r.startswith(DURATION_ONLY_REASON) for r in t.reasons) for t in scoped),
+        "duration_only_trials": sum(t.duration_only for t in scoped),
         "ect_courses": sum(c.in_scope for c in a.ect),
         "rtms_courses": sum(c.in_scope and c.kind is CourseKind.rtms for c in a.courses),
         "severity": a.episode.severity.value if a.episode.severity else None,

@@ -68,6 +68,8 @@ class TrialVerdict(ResultModel):
     outcome_basis: OutcomeBasis
     failed: bool
     dose_optimised: bool
+    # adequacy judged on duration alone, the dose not being recorded (missing_dose policy)
+    duration_only: bool = False
     concurrent: list[ConcurrentAgent] = Field(default_factory=list)
     records: list[str] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)

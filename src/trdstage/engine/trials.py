@@ -376,6 +376,7 @@ def _judge(
         outcome_basis=judged.basis,
         failed=failed,
         dose_optimised=dose_optimised,
+        duration_only=duration_only,
         concurrent=concurrent,
         records=[e.record for e in trial.exposures],
         reasons=reasons,
