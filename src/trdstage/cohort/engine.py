@@ -74,10 +74,15 @@ BAD_END = "drug_exposure: end before start"
 PHQ9_OUT_OF_RANGE = "observation: PHQ-9 value out of range"
 
 
+def agent_names(concepts: Concepts) -> list[str]:
+    """The formulary agents the drug concepts map to, in name order (`agent_index`)."""
+    return sorted({dc.agent for agents in concepts.drugs.values() for dc in agents})
+
+
 def drug_map_table(concepts: Concepts) -> ir.Table:
     """drug_concept_id -> formulary agent (one row per agent; `agent_index` is the agent's place
     in the name order, a compact sort key)."""
-    names = sorted({dc.agent for agents in concepts.drugs.values() for dc in agents})
+    names = agent_names(concepts)
     index = {name: i for i, name in enumerate(names)}
     rows: dict[str, list[Any]] = {"drug_concept_id": [], "agent": [], "agent_index": [],
                                   "ingredient_concept_id": [], "is_ad": []}
@@ -159,6 +164,47 @@ def drug_rows(tables: dict[str, ir.Table], concepts: Concepts, drug_map: ir.Tabl
                      "end", "dose", "bad_supply", "bad_end")
 
 
+def diagnosis_rows(tables: dict[str, ir.Table], concepts: Concepts, name: str,
+                   as_of: date) -> ir.Table:
+    """person_id and date `d` of the diagnoses in a concept set, up to the as-of date."""
+    co = tables["condition_occurrence"]
+    ids = sorted(concepts.sets.get(name, set()))
+    keep = co.condition_start_date.notnull() & (co.condition_start_date <= ibis.date(
+        as_of.isoformat()))
+    keep &= co.condition_concept_id.isin(ids) if ids else ibis.literal(False)
+    sub = co.filter(keep)
+    return sub.select("person_id", d=sub.condition_start_date)
+
+
+def phq9_rows(tables: dict[str, ir.Table], concepts: Concepts, as_of: date,
+              policy: Policy) -> ir.Table | None:
+    """PHQ-9 totals up to the as-of date (out-of-range values included: callers count and drop
+    them), or None when the policy or the database has no PHQ-9."""
+    if "observation" not in tables or not concepts.sets.get("phq9_total") \
+            or Scale.phq9 not in policy.outcome_scale_priority:
+        return None
+    ob = tables["observation"]
+    ob = ob.filter(ob.observation_concept_id.isin(sorted(concepts.sets["phq9_total"]))
+                   & ob.observation_date.notnull()
+                   & (ob.observation_date <= ibis.date(as_of.isoformat()))
+                   & ob.value_as_number.notnull())
+    return ob.select("person_id", r_date=ob.observation_date, r_id=ob.observation_id,
+                     r_value=ob.value_as_number)
+
+
+def procedure_rows(tables: dict[str, ir.Table], concepts: Concepts, name: str,
+                   as_of: date) -> ir.Table | None:
+    """person_id and date `s` of the procedures in a concept set (ect, rtms) up to the as-of
+    date, or None when the database or the concept set has none."""
+    ids = sorted(concepts.sets.get(name, set()))
+    if "procedure_occurrence" not in tables or not ids:
+        return None
+    po = tables["procedure_occurrence"]
+    po = po.filter(po.procedure_concept_id.isin(ids) & po.procedure_date.notnull()
+                   & (po.procedure_date <= ibis.date(as_of.isoformat())))
+    return po.select("person_id", s=po.procedure_date)
+
+
 def check_policy(policy: Policy) -> None:
     """The cohort engine covers the policy options claims data can express."""
     if policy.thase_rush_order is not StageOrder.any_order:
@@ -231,15 +277,8 @@ def build_plan(
     aug = rx.filter(~rx.is_ad).drop("is_ad")
 
     # ---------------------------------------------------------------- conditions
-    co = tables["condition_occurrence"]
-    co = co.filter(co.condition_start_date.notnull() & co.condition_concept_id.notnull()
-                   & (co.condition_start_date <= asof))
-
     def dx(name: str) -> ir.Table:
-        ids = sorted(concepts.sets.get(name, set()))
-        sub = co.filter(co.condition_concept_id.isin(ids)) if ids else co.filter(
-            ibis.literal(False))
-        return sub.select("person_id", d=sub.condition_start_date)
+        return diagnosis_rows(tables, concepts, name, as_of)
 
     mdd = dx("mdd")
     flags = None
@@ -272,19 +311,12 @@ def build_plan(
                               "person_id"))
 
     # ---------------------------------------------------------------- PHQ-9 readings
-    readings = None
-    if "observation" in tables and concepts.sets.get("phq9_total") \
-            and Scale.phq9 in policy.outcome_scale_priority:
-        ob = tables["observation"]
-        ob = ob.filter(ob.observation_concept_id.isin(sorted(concepts.sets["phq9_total"]))
-                       & ob.observation_date.notnull() & (ob.observation_date <= asof)
-                       & ob.value_as_number.notnull())
-        out_of_range = (ob.value_as_number < 0) | (ob.value_as_number > k.scales["PHQ-9"].max)
-        exclusions.append(ob.filter(out_of_range).aggregate(n=lambda t: t.count()).mutate(
-            reason=ibis.literal(PHQ9_OUT_OF_RANGE)))
-        ob = ob.filter(~out_of_range)
-        readings = keep(ob.select("person_id", r_date=ob.observation_date,
-                                  r_id=ob.observation_id, r_value=ob.value_as_number))
+    readings = phq9_rows(tables, concepts, as_of, policy)
+    if readings is not None:
+        out_of_range = (readings.r_value < 0) | (readings.r_value > k.scales["PHQ-9"].max)
+        exclusions.append(readings.filter(out_of_range).aggregate(
+            n=lambda t: t.count()).mutate(reason=ibis.literal(PHQ9_OUT_OF_RANGE)))
+        readings = keep(readings.filter(~out_of_range))
 
     def rated(periods: ir.Table, keys: list[str]) -> ir.Table:
         """keys + 'rated' outcome (or null) from PHQ-9 baseline and endpoint readings."""
@@ -391,15 +423,12 @@ def build_plan(
 
     # ---------------------------------------------------------------- ECT and rTMS courses
     def courses(name: str, gap: int) -> ir.Table | None:
-        ids = sorted(concepts.sets.get(name, set()))
-        if "procedure_occurrence" not in tables or not ids:
+        po = procedure_rows(tables, concepts, name, as_of)
+        if po is None:
             return None
-        po = tables["procedure_occurrence"]
-        po = po.filter(po.procedure_concept_id.isin(ids) & po.procedure_date.notnull()
-                       & (po.procedure_date <= asof))
         # one row per person and day first: sessions on the same day tie on every order key,
         # and two window passes may break such ties differently
-        po = po.group_by(["person_id", po.procedure_date.name("s")]).aggregate(n=ibis._.count())
+        po = po.group_by(["person_id", "s"]).aggregate(n=ibis._.count())
         po = po.mutate(e=po.s)
         po = _islands(po, ["person_id"], ["s"], "s", "e", gap)
         return po.group_by(["person_id", "island"]).aggregate(

@@ -17,6 +17,7 @@ before it).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -34,13 +35,17 @@ from trdstage.cohort.engine import (
     BAD_SUPPLY,
     PHQ9_OUT_OF_RANGE,
     agent_columns,
+    agent_names,
     check_policy,
     class_of,
+    diagnosis_rows,
     drug_map_table,
     drug_rows,
+    phq9_rows,
+    procedure_rows,
 )
 from trdstage.cohort.quirks import min_days_over_weeks, months_split
-from trdstage.domain import MissingDose, Policy, Scale, Scope
+from trdstage.domain import MissingDose, Policy, Scope
 from trdstage.knowledge import Knowledge, load_knowledge
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
@@ -190,11 +195,7 @@ def _str_array(values: Sequence[str | None], index: I64, mask: B | None = None) 
     return pc.take(dictionary, idx)
 
 
-# --------------------------------------------------------------------------- reading
-
-
-def _fetch(expr: Any) -> pa.Table:
-    return expr.to_pyarrow()
+# --------------------------------------------------------------------------- the scan
 
 
 def stage_scan(
@@ -207,8 +208,6 @@ def stage_scan(
     step: Step | None = None,
 ) -> ScanResult:
     """Every person's staging, as `build_plan(...).persons` gives it, ordered by person_id."""
-    import time
-
     check_policy(policy)
     spec = spec or load_omop_spec()
     k = knowledge or load_knowledge()
@@ -217,7 +216,6 @@ def stage_scan(
     say = step or (lambda _m: None)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
-    asof = ibis.date(as_of.isoformat())
     asof_day = (as_of - EPOCH).days
     duration_only = policy.missing_dose is MissingDose.duration_only
     failure = {o.value for o in policy.failure_outcomes}
@@ -229,50 +227,29 @@ def stage_scan(
     rx = rx.select("person_id", "drug_exposure_id", "agent_index", "is_ad", "start", "end",
                    "dose", "bad_supply", "bad_end")
     # antidepressant rows first, so that each kind is a contiguous slice of the sorted read
-    drugs = _fetch(rx.order_by([ibis.desc("is_ad"), "person_id", "agent_index", "start",
-                                "drug_exposure_id"]))
-    names = sorted({dc.agent for agents in concepts.drugs.values() for dc in agents})
+    drugs = rx.order_by([ibis.desc("is_ad"), "person_id", "agent_index", "start",
+                         "drug_exposure_id"]).to_pyarrow()
+    names = agent_names(concepts)
 
     person = tables["person"]
-    people = _fetch(person.select("person_id", "gender_concept_id", "year_of_birth"))
+    people = person.select("person_id", "gender_concept_id", "year_of_birth").to_pyarrow()
 
-    co = tables["condition_occurrence"]
-    co = co.filter(co.condition_start_date.notnull() & co.condition_concept_id.notnull()
-                   & (co.condition_start_date <= asof))
-    set_names = ("mdd", "bipolar", "psychosis")
     cond: dict[str, tuple[I64, I64]] = {}
-    for name in set_names:
-        ids = sorted(concepts.sets.get(name, set()))
-        if not ids:
-            cond[name] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-            continue
-        sub = _fetch(co.filter(co.condition_concept_id.isin(ids)).select(
-            "person_id", d=co.condition_start_date))
+    for name in ("mdd", "bipolar", "psychosis"):
+        sub = diagnosis_rows(tables, concepts, name, as_of).to_pyarrow()
         cond[name] = (_np(sub["person_id"], np.int64), _days(sub["d"]))
 
-    readings: pa.Table | None = None
     excluded_rows: dict[str, int] = {}
-    if "observation" in tables and concepts.sets.get("phq9_total") \
-            and Scale.phq9 in policy.outcome_scale_priority:
-        ob = tables["observation"]
-        ob = ob.filter(ob.observation_concept_id.isin(sorted(concepts.sets["phq9_total"]))
-                       & ob.observation_date.notnull() & (ob.observation_date <= asof)
-                       & ob.value_as_number.notnull())
-        readings = _fetch(ob.select("person_id", r_date=ob.observation_date,
-                                    r_id=ob.observation_id, r_value=ob.value_as_number)
-                          .order_by(["person_id", "r_date", "r_id"]))
+    phq9 = phq9_rows(tables, concepts, as_of, policy)
+    readings = None if phq9 is None else phq9.order_by(
+        ["person_id", "r_date", "r_id"]).to_pyarrow()
 
     procs: dict[str, tuple[I64, I64] | None] = {}
     for name in ("ect", "rtms"):
-        ids = sorted(concepts.sets.get(name, set()))
-        if "procedure_occurrence" not in tables or not ids:
-            procs[name] = None
-            continue
-        po = tables["procedure_occurrence"]
-        po = po.filter(po.procedure_concept_id.isin(ids) & po.procedure_date.notnull()
-                       & (po.procedure_date <= asof))
-        got = _fetch(po.select("person_id", s=po.procedure_date).order_by(["person_id", "s"]))
-        procs[name] = (_np(got["person_id"], np.int64), _days(got["s"]))
+        po = procedure_rows(tables, concepts, name, as_of)
+        got = None if po is None else po.order_by(["person_id", "s"]).to_pyarrow()
+        procs[name] = None if got is None else (_np(got["person_id"], np.int64),
+                                                _days(got["s"]))
     clock["read"] = time.perf_counter() - t0
     say("staging every person (vectorised scan)")
     mark = [time.perf_counter()]
