@@ -81,6 +81,27 @@ def test_stage_and_report(tmp_path: Path, synthetic: Path) -> None:
     assert "weighted kappa" in page and "&lt;10" in page
 
 
+def test_both_engines_write_the_same_results(tmp_path: Path, synthetic: Path) -> None:
+    """`--engine scan` (the DuckDB default) and `--engine expression` write identical tables and
+    the same summary counts; an unknown engine is refused before anything is written."""
+    tables, facts = {}, {}
+    for engine in ("scan", "expression"):
+        out, summary = tmp_path / f"{engine}.parquet", tmp_path / f"{engine}.json"
+        result = runner.invoke(app, ["cohort", "stage", "--omop", str(synthetic), "--out",
+                                     str(out), "--as-of", AS_OF, "--engine", engine,
+                                     "--summary-json", str(summary)])
+        assert result.exit_code == 0, result.output
+        tables[engine] = pq.read_table(out)
+        facts[engine] = {k: v for k, v in json.loads(summary.read_text()).items()
+                         if k not in ("seconds", "engine", "output")}
+    assert tables["scan"].equals(tables["expression"])
+    assert facts["scan"] == facts["expression"]
+    bad = tmp_path / "bad.parquet"
+    result = runner.invoke(app, ["cohort", "stage", "--omop", str(synthetic), "--out", str(bad),
+                                 "--engine", "turbo"])
+    assert result.exit_code == 2 and "--engine" in result.output and not bad.exists()
+
+
 def test_results_schema_in_duckdb(tmp_path: Path) -> None:
     db = tmp_path / "cdm.duckdb"
     h = History(onset="2024-01-01")
@@ -134,7 +155,8 @@ def test_missing_database_exits_2(tmp_path: Path) -> None:
     assert "no such DuckDB file" in result.output
 
 
-def test_bad_rows_are_counted_not_fatal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["scan", "expression"])
+def test_bad_rows_are_counted_not_fatal(tmp_path: Path, engine: str) -> None:
     db = _db(tmp_path)
     con = duckdb.connect(str(db))
     con.execute("UPDATE drug_exposure SET days_supply = -30 WHERE drug_exposure_id = 1")
@@ -149,9 +171,10 @@ def test_bad_rows_are_counted_not_fatal(tmp_path: Path) -> None:
     summary = tmp_path / "s.json"
     result = runner.invoke(app, ["cohort", "stage", "--omop", str(db), "--out",
                                  str(tmp_path / "r.parquet"), "--as-of", AS_OF,
-                                 "--summary-json", str(summary)])
+                                 "--summary-json", str(summary), "--engine", engine])
     assert result.exit_code == 0, result.output
     facts = json.loads(summary.read_text())
+    assert facts["engine"] == engine
     assert facts["excluded_rows"] == {"drug_exposure: negative days_supply": 1,
                                       "drug_exposure: end before start": 1,
                                       "observation: PHQ-9 value out of range": 1}
