@@ -14,6 +14,11 @@ runs on DuckDB, PostgreSQL and Spark:
    convention by a range join on later starts; concurrency by a range join on overlaps;
 5. ECT courses: gaps-and-islands over procedure dates, outcome as for trials;
 6. per person: every model's aggregate (see quirks.py for the engine's arithmetic).
+
+`scan.py` computes the same table on one machine (a sorted read and vectorised passes): a rule
+changed in one must be changed in the other; the equivalence tests hold both to `engine.assess`.
+The row-reading helpers below (`drug_rows`, `diagnosis_rows`, `phq9_rows`, `procedure_rows`) are
+shared by both.
 """
 
 from __future__ import annotations
