@@ -143,6 +143,13 @@ def _islands(first: B, start: npt.NDArray[Any], end: npt.NDArray[Any], gap: int,
     return _running_count(new) - 1
 
 
+def _run_max(values: npt.NDArray[Any], seg: I64) -> I64:
+    """The largest value of each run starting at `seg` (as int64; empty when there are none)."""
+    if not len(seg):
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(np.maximum.reduceat(values, seg), dtype=np.int64)
+
+
 def _unique(values: npt.NDArray[Any]) -> I64:
     """Sorted distinct values (a sort and one comparison: faster here than np.unique's hash)."""
     ordered = np.sort(values)
@@ -295,7 +302,7 @@ def stage_scan(
     n_tr = len(seg)
     T_p, T_g = tP[seg], tG[seg].astype(np.int64)
     T_start = tS[seg].astype(np.int64)
-    T_end = (np.maximum.reduceat(tE, seg) if n_tr else tE[:0]).astype(np.int64)
+    T_end = _run_max(tE, seg)
     T_rank = rank(T_p)
 
     lap("drug rows")
@@ -310,7 +317,7 @@ def stage_scan(
         sseg = _segments(span)
         sp_r = rank(tP[sseg])
         sp_s = tS[sseg].astype(np.int64)
-        sp_e = (np.maximum.reduceat(tE, sseg) if len(sseg) else tE[:0]).astype(np.int64)
+        sp_e = _run_max(tE, sseg)
     ev_r, ev_s, ev_e = sp_r, sp_s, sp_e
     if rules.mdd_diagnosis_opens_episode:
         ev_r = np.concatenate([ev_r, rank(mdd_p)])
@@ -323,7 +330,7 @@ def stage_scan(
     eseg = _segments(ev_island)
     isl_r = ev_r[eseg]
     isl_onset = ev_s[eseg]
-    isl_last = np.maximum.reduceat(ev_e, eseg) if len(eseg) else ev_e[:0]
+    isl_last = _run_max(ev_e, eseg)
     # per person: the last island is the current episode
     p_seg = _segments(isl_r)
     p_last = np.append(p_seg[1:], len(isl_r)) - 1
@@ -371,10 +378,11 @@ def stage_scan(
         out = np.full(len(p_rank), -1, dtype=np.int8)
         if not len(r_key) or not len(p_rank):
             return out
-        hi_b = np.searchsorted(r_key, _key(p_rank, start), "right") - 1
+        at_start = np.searchsorted(r_key, _key(p_rank, start), "right")
+        hi_b = at_start - 1
         lo_b = np.searchsorted(r_key, _key(p_rank, start - policy.baseline_window_days), "left")
         hi_e = np.searchsorted(r_key, _key(p_rank, end), "right") - 1
-        lo_e = np.searchsorted(r_key, _key(p_rank, start), "right")
+        lo_e = at_start
         has = (hi_b >= lo_b) & (hi_e >= lo_e)
         b = np.where(has, r_val[np.clip(hi_b, 0, None)], np.nan)
         e = np.where(has, r_val[np.clip(hi_e, 0, None)], np.nan)
@@ -446,7 +454,7 @@ def stage_scan(
     a_island = _islands(_first_of_groups(aP, aG), aS, aE, rules.augmenter_gap_days)
     aseg = _segments(a_island)
     A_p, A_g, A_start = aP[aseg], aG[aseg].astype(np.int64), aS[aseg].astype(np.int64)
-    A_end = (np.maximum.reduceat(aE, aseg) if len(aseg) else aE[:0]).astype(np.int64)
+    A_end = _run_max(aE, aseg)
     A_rank = rank(A_p)
 
     # outcome: PHQ-9, else the switch convention (step 4)
@@ -465,7 +473,7 @@ def stage_scan(
         every = _count_in(o_key, lo, hi)
         # trials of the same agent (the trial table is sorted by person, agent, start)
         same_key = _key(T_rank, T_start, T_g)
-        same = _count_in(same_key, _key(T_rank, T_start, T_g),
+        same = _count_in(same_key, same_key,
                          _key(T_rank, T_end + policy.failure_from_switch_days, T_g))
         T_switched = (every - same) > 0
     else:
@@ -506,12 +514,8 @@ def stage_scan(
         c_first = _first_of_groups(c_pid)
         island = _islands(c_first, c_day, c_day, gap)
         cseg = _segments(island)
-        if not len(cseg):
-            z = np.zeros(0, np.int64)
-            return z, z, z, z
-        sessions = np.diff(np.append(cseg, len(island)))
-        return (c_pid[cseg], c_day[cseg], np.maximum.reduceat(c_day, cseg),
-                sessions.astype(np.int64))
+        sessions = np.diff(np.append(cseg, len(island))).astype(np.int64)
+        return c_pid[cseg], c_day[cseg].astype(np.int64), _run_max(c_day, cseg), sessions
 
     ect_courses = np.zeros(n_cur, dtype=np.int64)
     failed_ect = np.zeros(n_cur, dtype=np.int64)
@@ -562,8 +566,9 @@ def stage_scan(
         severity_code = chosen
     sev_known = severity_code >= 0
     if severity_values:
-        sev_known &= np.array([severity_values[i] is not None if i >= 0 else False
-                               for i in range(len(severity_values))] + [False])[severity_code]
+        # index -1 (no reading in the window) lands on the appended False
+        mapped = np.array([v is not None for v in severity_values] + [False])
+        sev_known &= mapped[severity_code]
 
     lap("severity")
     # ------------------------------------------------------------ flags
@@ -699,8 +704,8 @@ def stage_scan(
     # ------------------------------------------------------------ the table
     gender = _np(people["gender_concept_id"], np.float64)
     yob = _np(people["year_of_birth"], np.float64)
-    where = np.searchsorted(people_pid, cur_pid, sorter=np.argsort(people_pid))
-    where = np.argsort(people_pid)[where]
+    by_id = np.argsort(people_pid)
+    where = by_id[np.searchsorted(people_pid, cur_pid, sorter=by_id)]
     g = gender[where]
     sexes = load_omop_spec().gender
     sex_idx = np.full(n_cur, len(sexes), dtype=np.int64)
@@ -708,7 +713,6 @@ def stage_scan(
         sex_idx[g == gm.concept_id] = i
     age = np.where(np.isnan(yob[where]), 0, as_of.year - np.nan_to_num(yob[where]))
     age_mask = ~np.isnan(yob[where])
-    sev_strings = [v for v in severity_values] or [None]
 
     def dates(days: I64, mask: B | None = None) -> pa.Array:
         return pa.array(days.astype(np.int32), type=pa.int32(),
@@ -738,12 +742,13 @@ def stage_scan(
         "duration_only_trials": ints(duration_only_trials),
         "ect_courses": ints(ect_courses),
         "rtms_courses": ints(rtms_courses),
-        "severity": _str_array(sev_strings, np.clip(severity_code, 0, None), sev_known),
+        "severity": _str_array(severity_values or [None], np.clip(severity_code, 0, None),
+                               sev_known),
         "bipolar": pa.array(bipolar, pa.bool_()),
         "psychosis": pa.array(psychosis, pa.bool_()),
     }
+    # persons are in rank order, which is person_id order: the table needs no sort
     table = pa.Table.from_pydict(columns, schema=OUTPUT_SCHEMA)
-    table = table.take(pa.array(np.argsort(cur_pid, kind="stable")))
     with_mdd = int(_member(mdd_persons, people_sorted).sum())
     lap("table")
     return ScanResult(persons=table, excluded_rows=excluded_rows, n_person=len(people_pid),
