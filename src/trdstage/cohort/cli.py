@@ -130,10 +130,11 @@ def _print_summary(table: object, summary: object, policy: str, as_of: date) -> 
         text = "  ".join(f"{k if k is not None else 'n/a'}: {v / n:.1%}"
                          for k, v in sorted(counts.items(), key=lambda kv: str(kv[0])))
         models.add_row(label, text)
-    mgh = pc.sort_indices(table["mgh_score"])  # type: ignore[index]
     if n_rows:
-        median = table["mgh_score"][mgh[n_rows // 2].as_py()].as_py()  # type: ignore[index]
-        top = pc.max(table["mgh_score"]).as_py()  # type: ignore[index]
+        mgh = table["mgh_score"]  # type: ignore[index]
+        # the upper middle value for an even count, as before
+        median = pc.quantile(mgh, q=0.5, interpolation="higher")[0].as_py()
+        top = pc.max(mgh).as_py()
         models.add_row("MGH score", f"median {median:g}, max {top:g}")
     console.print(models)
     if summary.output:
