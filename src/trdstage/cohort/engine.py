@@ -30,10 +30,19 @@ from typing import Any
 import ibis  # type: ignore[import-untyped]
 import ibis.expr.types as ir  # type: ignore[import-untyped]
 
-from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import Concepts, OmopSource
 from trdstage.cohort.quirks import min_days_over_weeks, months_split
-from trdstage.domain import MissingDose, Outcome, Policy, Scale, Scope, StageOrder, Taxonomy
+from trdstage.cohort.rules import (
+    BAD_END,
+    BAD_SUPPLY,
+    PHQ9_OUT_OF_RANGE,
+    agent_columns,
+    agent_names,
+    augmenter_gap_days,
+    check_policy,
+    class_of,
+)
+from trdstage.domain import MissingDose, Outcome, Policy, Scale, Scope
 from trdstage.knowledge import Knowledge, load_knowledge
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
@@ -74,16 +83,6 @@ def _add_months(d: ir.Value, whole: int) -> ir.DateValue:
     return d + ibis.interval(months=whole) if whole else d
 
 
-BAD_SUPPLY = "drug_exposure: negative days_supply"
-BAD_END = "drug_exposure: end before start"
-PHQ9_OUT_OF_RANGE = "observation: PHQ-9 value out of range"
-
-
-def agent_names(concepts: Concepts) -> list[str]:
-    """The formulary agents the drug concepts map to, in name order (`agent_index`)."""
-    return sorted({dc.agent for agents in concepts.drugs.values() for dc in agents})
-
-
 def drug_map_table(concepts: Concepts) -> ir.Table:
     """drug_concept_id -> formulary agent (one row per agent; `agent_index` is the agent's place
     in the name order, a compact sort key)."""
@@ -101,24 +100,6 @@ def drug_map_table(concepts: Concepts) -> ir.Table:
     return _memtable(rows, {"drug_concept_id": "int64", "agent": "string",
                             "agent_index": "int32", "ingredient_concept_id": "int64",
                             "is_ad": "boolean"})
-
-
-def class_of(k: Knowledge, policy: Policy, mechanism: str) -> str:
-    """The Thase & Rush class of a mechanism under the policy's taxonomy."""
-    if policy.thase_rush_taxonomy is Taxonomy.literal:
-        return k.classes[mechanism].literal_class
-    return mechanism
-
-
-def agent_columns(k: Knowledge, policy: Policy) -> dict[str, list[Any]]:
-    """Per antidepressant: mechanism, Thase & Rush class, minimum adequate dose (mg/day)."""
-    cols: dict[str, list[Any]] = {"agent": [], "mechanism": [], "cls": [], "min_mg": []}
-    for name, ad in k.antidepressants.items():
-        cols["agent"].append(name)
-        cols["mechanism"].append(ad.mechanism)
-        cols["cls"].append(class_of(k, policy, ad.mechanism))
-        cols["min_mg"].append(ad.min_adequate_mg)
-    return cols
 
 
 def drug_rows(tables: dict[str, ir.Table], concepts: Concepts, drug_map: ir.Table,
@@ -208,13 +189,6 @@ def procedure_rows(tables: dict[str, ir.Table], concepts: Concepts, name: str,
     po = po.filter(po.procedure_concept_id.isin(ids) & po.procedure_date.notnull()
                    & (po.procedure_date <= ibis.date(as_of.isoformat())))
     return po.select("person_id", s=po.procedure_date)
-
-
-def check_policy(policy: Policy) -> None:
-    """The cohort engine covers the policy options claims data can express."""
-    if policy.thase_rush_order is not StageOrder.any_order:
-        raise InputError(f"policy {policy.name}", "thase_rush_order 'sequential' is not "
-                         "supported by the cohort engine (use a policy with any_order)")
 
 
 def _islands(t: ir.Table, group: list[str], order: list[str], start: str, end: str,
@@ -385,9 +359,9 @@ def build_plan(
         duration_only=ibis.literal(duration_only) & (
             trials.min_mg.isnull() | (trials.dose_missing == 1))))
 
-    # augmenter regimens: rows of one augmenter with gaps up to augmenter_gap_days
+    # augmenter regimens: rows of one augmenter joined as the adapter and engine.assess join them
     aug = _islands(aug, ["person_id", "agent"], ["start", "drug_exposure_id"], "start", "end",
-                   rules.augmenter_gap_days)
+                   augmenter_gap_days(rules, policy))
     aug_reg = keep(aug.group_by(["person_id", "agent", "island"]).aggregate(
         start=aug.start.min(), end=aug.end.max()))
 

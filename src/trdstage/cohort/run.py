@@ -16,7 +16,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import OmopSource, open_omop, resolve_concepts
-from trdstage.cohort.engine import build_plan, check_policy
+from trdstage.cohort.rules import check_policy
 from trdstage.cohort.scan import stage_scan
 from trdstage.domain import Policy
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
@@ -164,6 +164,8 @@ def stage_cohort(
             table, excl_rows = scanned.persons, scanned.excluded_rows
             n_person, with_mdd = scanned.n_person, scanned.with_mdd
         else:
+            from trdstage.cohort.engine import build_plan
+
             plan = build_plan(source, concepts, as_of, policy, spec)
             table = plan.persons.order_by("person_id").to_pyarrow()
             excl_rows = {r["reason"]: int(r["n"])

@@ -23,28 +23,24 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import ibis  # type: ignore[import-untyped]
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from trdstage.adapters.omop import Concepts, OmopSource
-from trdstage.cohort.engine import (
+from trdstage.cohort.quirks import min_days_over_weeks, months_split
+from trdstage.cohort.rules import (
     BAD_END,
     BAD_SUPPLY,
     PHQ9_OUT_OF_RANGE,
     agent_columns,
     agent_names,
+    augmenter_gap_days,
     check_policy,
     class_of,
-    diagnosis_rows,
-    drug_map_table,
-    drug_rows,
-    phq9_rows,
-    procedure_rows,
 )
-from trdstage.cohort.quirks import min_days_over_weeks, months_split
+from trdstage.cohort.scan_inputs import ScanInputs, read_scan_inputs
 from trdstage.domain import MissingDose, Policy, Scope
 from trdstage.knowledge import Knowledge, load_knowledge
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
@@ -206,7 +202,7 @@ def _str_array(values: Sequence[str | None], index: I64, mask: B | None = None) 
 
 
 def stage_scan(
-    source: OmopSource,
+    source: OmopSource | ScanInputs,
     concepts: Concepts,
     as_of: date,
     policy: Policy,
@@ -219,7 +215,6 @@ def stage_scan(
     spec = spec or load_omop_spec()
     k = knowledge or load_knowledge()
     rules = spec.rules
-    tables = source.tables
     say = step or (lambda _m: None)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -228,35 +223,20 @@ def stage_scan(
     failure = {o.value for o in policy.failure_outcomes}
 
     # ------------------------------------------------------------ one sorted read per table
-    say("reading drug_exposure (one sorted pass)")
-    drug_map = drug_map_table(concepts)
-    rx = drug_rows(tables, concepts, drug_map, as_of, rules, day_numbers=True)
-    rx = rx.select("person_id", "drug_exposure_id", "agent_index", "is_ad", "start", "end",
-                   "dose", "bad_supply", "bad_end")
-    # antidepressant rows first, so that each kind is a contiguous slice of the sorted read
-    drugs = rx.order_by([ibis.desc("is_ad"), "person_id", "agent_index", "start",
-                         "drug_exposure_id"]).to_pyarrow()
+    if isinstance(source, ScanInputs):
+        inputs = source
+    else:
+        say("reading drug_exposure (one sorted pass)")
+        inputs = read_scan_inputs(source.tables, concepts, as_of, policy, rules)
+    drugs, people, readings = inputs.drugs, inputs.people, inputs.readings
     names = agent_names(concepts)
-
-    person = tables["person"]
-    people = person.select("person_id", "gender_concept_id", "year_of_birth").to_pyarrow()
-
-    cond: dict[str, tuple[I64, I64]] = {}
-    for name in ("mdd", "bipolar", "psychosis"):
-        sub = diagnosis_rows(tables, concepts, name, as_of).to_pyarrow()
-        cond[name] = (_np(sub["person_id"], np.int64), _days(sub["d"]))
-
+    cond: dict[str, tuple[I64, I64]] = {
+        name: (_np(sub["person_id"], np.int64), _days(sub["d"]))
+        for name, sub in inputs.diagnoses.items()}
     excluded_rows: dict[str, int] = {}
-    phq9 = phq9_rows(tables, concepts, as_of, policy)
-    readings = None if phq9 is None else phq9.order_by(
-        ["person_id", "r_date", "r_id"]).to_pyarrow()
-
-    procs: dict[str, tuple[I64, I64] | None] = {}
-    for name in ("ect", "rtms"):
-        po = procedure_rows(tables, concepts, name, as_of)
-        got = None if po is None else po.order_by(["person_id", "s"]).to_pyarrow()
-        procs[name] = None if got is None else (_np(got["person_id"], np.int64),
-                                                _days(got["s"]))
+    procs: dict[str, tuple[I64, I64] | None] = {
+        name: None if got is None else (_np(got["person_id"], np.int64), _days(got["s"]))
+        for name, got in inputs.procedures.items()}
     clock["read"] = time.perf_counter() - t0
     say("staging every person (vectorised scan)")
     mark = [time.perf_counter()]
@@ -451,7 +431,7 @@ def stage_scan(
         T_adequate = ~np.isnan(T_min) & (adequate_days >= min_days)
     T_duration_only = duration_only & (np.isnan(T_min) | T_dose_missing)
     # augmenter regimens
-    a_island = _islands(_first_of_groups(aP, aG), aS, aE, rules.augmenter_gap_days)
+    a_island = _islands(_first_of_groups(aP, aG), aS, aE, augmenter_gap_days(rules, policy))
     aseg = _segments(a_island)
     A_p, A_g, A_start = aP[aseg], aG[aseg].astype(np.int64), aS[aseg].astype(np.int64)
     A_end = _run_max(aE, aseg)

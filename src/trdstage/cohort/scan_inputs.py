@@ -1,0 +1,77 @@
+"""What the scan engine reads: each table once, filtered and sorted, as Arrow tables.
+
+Two readers fill `ScanInputs`: `read_scan_inputs` through the Ibis row helpers of `engine.py`
+(any database Ibis reaches), and `cohort/duckdb_native.py` straight through DuckDB's own SQL (the
+default path on one machine, which spares the Ibis start-up). Tests hold the two to the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from trdstage.adapters.omop import Concepts
+from trdstage.domain import Policy
+
+
+@dataclass
+class ScanInputs:
+    """The rows the scan needs, every table sorted as stated.
+
+    - drugs: person_id int64, drug_exposure_id int64, agent_index int32 (place in
+      `rules.agent_names`), is_ad bool, start int32 and end int32 (days since 1970; the period
+      [start, end) clipped to the as-of date), dose float64 (mg/day, null when unknown),
+      bad_supply bool, bad_end bool; ordered by is_ad descending, person_id, agent_index, start,
+      drug_exposure_id (antidepressant rows first).
+    - people: person_id int64, gender_concept_id int64, year_of_birth int64 (any order).
+    - diagnoses: per concept set (mdd, bipolar, psychosis): person_id int64, d date32 (any order).
+    - readings: PHQ-9 totals (None when the policy or database has none): person_id int64,
+      r_date date32, r_id int64, r_value float64; ordered by person_id, r_date, r_id.
+    - procedures: per concept set (ect, rtms; None when absent): person_id int64, s date32;
+      ordered by person_id, s.
+    """
+
+    drugs: pa.Table
+    people: pa.Table
+    diagnoses: dict[str, pa.Table]
+    readings: pa.Table | None
+    procedures: dict[str, pa.Table | None]
+
+
+def read_scan_inputs(tables: dict[str, Any], concepts: Concepts, as_of: date, policy: Policy,
+                     rules: Any) -> ScanInputs:
+    """The scan's rows through the Ibis helpers shared with the expression engine."""
+    import ibis  # type: ignore[import-untyped]
+
+    from trdstage.cohort.engine import (
+        diagnosis_rows,
+        drug_map_table,
+        drug_rows,
+        phq9_rows,
+        procedure_rows,
+    )
+
+    rx = drug_rows(tables, concepts, drug_map_table(concepts), as_of, rules, day_numbers=True)
+    rx = rx.select("person_id", "drug_exposure_id", "agent_index", "is_ad", "start", "end",
+                   "dose", "bad_supply", "bad_end")
+    drugs = rx.order_by([ibis.desc("is_ad"), "person_id", "agent_index", "start",
+                         "drug_exposure_id"]).to_pyarrow()
+    people = tables["person"].select("person_id", "gender_concept_id",
+                                     "year_of_birth").to_pyarrow()
+    diagnoses = {name: diagnosis_rows(tables, concepts, name, as_of).to_pyarrow()
+                 for name in ("mdd", "bipolar", "psychosis")}
+    phq9 = phq9_rows(tables, concepts, as_of, policy)
+    readings = None if phq9 is None else phq9.order_by(
+        ["person_id", "r_date", "r_id"]).to_pyarrow()
+    procedures: dict[str, pa.Table | None] = {}
+    for name in ("ect", "rtms"):
+        po = procedure_rows(tables, concepts, name, as_of)
+        procedures[name] = None if po is None else po.order_by(["person_id", "s"]).to_pyarrow()
+    return ScanInputs(drugs=drugs, people=people, diagnoses=diagnoses, readings=readings,
+                      procedures=procedures)
+
+
+__all__ = ["ScanInputs", "read_scan_inputs"]
