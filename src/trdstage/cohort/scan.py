@@ -29,7 +29,6 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from trdstage.adapters.omop import Concepts, OmopSource
-from trdstage.cohort import scan_kernel as sk
 from trdstage.cohort.quirks import min_days_over_weeks, months_split
 from trdstage.cohort.rules import (
     BAD_END,
@@ -47,6 +46,7 @@ from trdstage.knowledge import Knowledge, load_knowledge
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
 I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
 B = npt.NDArray[np.bool_]
 Step = Callable[[str], None]
 
@@ -80,7 +80,7 @@ class ScanResult:
 # --------------------------------------------------------------------------- array helpers
 
 
-def _days(col: Any) -> I64:
+def _days(col: Any) -> I32:
     """A date32 column as day numbers since 1970."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     return np.asarray(pc.cast(arr, pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int32)
@@ -152,6 +152,8 @@ def stage_scan(
     spec = spec or load_omop_spec()
     k = knowledge or load_knowledge()
     rules = spec.rules
+    from trdstage.cohort import scan_kernel as sk  # Numba: imported when needed, not before
+
     say = step or (lambda _m: None)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -167,11 +169,11 @@ def stage_scan(
         inputs = read_scan_inputs(source.tables, concepts, as_of, policy, rules)
     drugs, people, readings = inputs.drugs, inputs.people, inputs.readings
     names = agent_names(concepts)
-    cond: dict[str, tuple[I64, I64]] = {
+    cond: dict[str, tuple[I64, I32]] = {
         name: (_np(sub["person_id"], np.int64), _days(sub["d"]))
         for name, sub in inputs.diagnoses.items()}
     excluded_rows: dict[str, int] = {}
-    procs: dict[str, tuple[I64, I64] | None] = {
+    procs: dict[str, tuple[I64, I32] | None] = {
         name: None if got is None else (_np(got["person_id"], np.int64), _days(got["s"]))
         for name, got in inputs.procedures.items()}
     clock["read"] = time.perf_counter() - t0
@@ -184,27 +186,25 @@ def stage_scan(
 
     # ------------------------------------------------------------ the rows, as arrays
     P = _np(drugs["person_id"], np.int64)
-    G = _np(drugs["agent_index"], np.int64)
-    S = _np(drugs["start"], np.int64)
-    E = _np(drugs["end"], np.int64)
+    G = _np(drugs["agent_index"], np.int32)
+    S = _np(drugs["start"], np.int32)
+    E = _np(drugs["end"], np.int32)
     D = _np(drugs["dose"], np.float64)
     n_ad = int(pc.sum(drugs["is_ad"]).as_py() or 0)
-    bad = pc.or_(drugs["bad_supply"], drugs["bad_end"])
-    if pc.any(bad).as_py():
-        for reason, column in ((BAD_SUPPLY, "bad_supply"), (BAD_END, "bad_end")):
-            n_bad = int(pc.sum(drugs[column]).as_py() or 0)
-            if n_bad:
-                excluded_rows[reason] = n_bad
-        keep_rows = ~_np(bad, bool)
-        n_ad = int(keep_rows[:n_ad].sum())
-        P, G, S, E, D = P[keep_rows], G[keep_rows], S[keep_rows], E[keep_rows], D[keep_rows]
+    bad_rows = np.zeros(len(P), dtype=bool)
+    for reason, column in ((BAD_SUPPLY, "bad_supply"), (BAD_END, "bad_end")):
+        n_bad = int(pc.sum(drugs[column]).as_py() or 0)
+        if n_bad:  # the kernel skips them
+            excluded_rows[reason] = n_bad
+            bad_rows |= _np(drugs[column], bool)
     mdd_p, mdd_d = cond["mdd"]
     by_person_day = np.lexsort((mdd_d, mdd_p))
-    mdd_p, mdd_d = mdd_p[by_person_day], mdd_d[by_person_day].astype(np.int64)
+    mdd_p, mdd_d = mdd_p[by_person_day], mdd_d[by_person_day]
     mdd_persons = _unique(mdd_p)
     people_pid = _np(people["person_id"], np.int64)
     people_sorted = _unique(people_pid)
     empty = np.zeros(0, np.int64)
+    no_days = np.zeros(0, np.int32)
     if readings is not None:
         rv_all = _np(readings["r_value"], np.float64)
         out_of_range = (rv_all < 0) | (rv_all > k.scales["PHQ-9"].max)
@@ -212,12 +212,11 @@ def stage_scan(
             excluded_rows[PHQ9_OUT_OF_RANGE] = int(out_of_range.sum())
         ok = ~out_of_range
         r_pid = _np(readings["person_id"], np.int64)[ok]
-        r_day = _days(readings["r_date"])[ok].astype(np.int64)
+        r_day = _days(readings["r_date"])[ok]
         r_val = rv_all[ok]
     else:
-        r_pid, r_day, r_val = empty, empty, np.zeros(0, np.float64)
-    proc_rows = {name: (empty, empty) if got is None else (got[0], got[1].astype(np.int64))
-                 for name, got in procs.items()}
+        r_pid, r_day, r_val = empty, no_days, np.zeros(0, np.float64)
+    proc_rows = {name: (empty, no_days) if got is None else got for name, got in procs.items()}
 
     # ------------------------------------------------------------ the knowledge, as arrays
     cols = agent_columns(k, policy)
@@ -280,10 +279,11 @@ def stage_scan(
 
     # ------------------------------------------------------------ every person, one pass
     say("staging every person (compiled scan)")
-    out_i, out_f = sk.stage_persons(
-        P[:n_ad], G[:n_ad], S[:n_ad], E[:n_ad], D[:n_ad], P[n_ad:], G[n_ad:], S[n_ad:],
-        E[n_ad:], mdd_p, mdd_d, r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"],
-        people_sorted, min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float)
+    out_i, out_f = sk.run(
+        P[:n_ad], G[:n_ad], S[:n_ad], E[:n_ad], D[:n_ad], bad_rows[:n_ad],
+        P[n_ad:], G[n_ad:], S[n_ad:], E[n_ad:], bad_rows[n_ad:], mdd_p, mdd_d,
+        r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"], people_sorted,
+        min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float)
     lap("persons")
     cur_pid = out_i[sk.PERSON]
     n_cur = len(cur_pid)

@@ -165,8 +165,8 @@ def _skip_to(ids: Any, i: int, n: int, person: int) -> int:
 
 @_compiled
 def stage_persons(
-    tP: Any, tG: Any, tS: Any, tE: Any, tD: Any,
-    aP: Any, aG: Any, aS: Any, aE: Any,
+    tP: Any, tG: Any, tS: Any, tE: Any, tD: Any, tBad: Any,
+    aP: Any, aG: Any, aS: Any, aE: Any, aBad: Any,
     mP: Any, mD: Any,
     rP: Any, rD: Any, rV: Any,
     eP: Any, eD: Any,
@@ -243,7 +243,7 @@ def stage_persons(
     picked = np.empty(longest_t, np.int64)
     reg_end = np.empty(longest_t, np.int64)
 
-    n_cand = n_m + n_t  # an upper bound on candidate persons
+    n_cand = min(n_m + n_t, n_people)  # an upper bound on the staged persons
     out_i = np.zeros((N_INT, n_cand), np.int64)
     out_f = np.zeros((N_FLOAT, n_cand), np.float64)
     n_out = 0
@@ -290,9 +290,13 @@ def stage_persons(
         q_min = 0
         q_max = 0
         prev_dose = np.nan
+        prev_g = -1
         for i in range(t0, t1):
+            if tBad[i]:  # excluded rows (counted by the caller)
+                continue
             g = tG[i]
-            if i == t0 or g != tG[i - 1] or tS[i] - run_max > same_gap:
+            if g != prev_g or tS[i] - run_max > same_gap:
+                prev_g = g
                 if nt > 0 and q_open:
                     tr_adays[nt - 1] += q_max - q_min
                 nt += 1
@@ -337,8 +341,12 @@ def stage_persons(
         # ---- augmenter regimens (islands per agent)
         na = 0
         run_max = 0
+        prev_g = -1
         for i in range(a0, a1):
-            if i == a0 or aG[i] != aG[i - 1] or aS[i] - run_max > aug_gap:
+            if aBad[i]:
+                continue
+            if aG[i] != prev_g or aS[i] - run_max > aug_gap:
+                prev_g = aG[i]
                 na += 1
                 ag_agent[na - 1] = aG[i]
                 ag_start[na - 1] = aS[i]
@@ -357,8 +365,12 @@ def stage_persons(
                 ne += 1
         else:
             run_max = 0
+            prev_g = -1
             for i in range(t0, t1):
-                if i == t0 or tG[i] != tG[i - 1] or tS[i] - run_max > washout:
+                if tBad[i]:
+                    continue
+                if tG[i] != prev_g or tS[i] - run_max > washout:
+                    prev_g = tG[i]
                     ev_start[ne] = tS[i]
                     ev_end[ne] = tE[i]
                     run_max = tE[i]
@@ -576,3 +588,34 @@ def stage_persons(
         out_f[SEVERITY_VALUE, o] = severity
         n_out += 1
     return out_i[:, :n_out], out_f[:, :n_out]
+
+
+# the dtype of each argument of `stage_persons`, in order: person ids int64, agent indexes and
+# day numbers int32, doses and readings float64, exclusion marks bool
+_ARG_TYPES = (np.int64, np.int32, np.int32, np.int32, np.float64, np.bool_,
+              np.int64, np.int32, np.int32, np.int32, np.bool_,
+              np.int64, np.int32, np.int64, np.int32, np.float64,
+              np.int64, np.int32, np.int64, np.int32, np.int64,
+              np.float64, np.int64, np.int64, np.int64, np.int64, np.float64)
+
+
+def run(*arrays: Any) -> tuple[Any, Any]:
+    """`stage_persons` on C-contiguous, read-only views of the stated dtypes (copies only where a
+    dtype differs): one compiled signature serves every call, whether a buffer comes from Arrow
+    (read-only) or from NumPy."""
+    ready = []
+    for array, dtype in zip(arrays, _ARG_TYPES, strict=True):
+        view = np.require(array, dtype, ("C", "A")).view()
+        view.flags.writeable = False
+        ready.append(view)
+    return stage_persons(*ready)
+
+
+def warm_up() -> None:
+    """Load (or, the first time, compile) the kernel: a call on empty rows."""
+    settings = np.zeros(N_SETTINGS_INT, np.int64)
+    settings[REG_NEEDED] = 1
+    arrays = [np.zeros(0, dtype) for dtype in _ARG_TYPES]
+    arrays[-2] = settings
+    arrays[-1] = np.zeros(N_SETTINGS_FLOAT)
+    run(*arrays)
