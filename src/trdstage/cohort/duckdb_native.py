@@ -1,0 +1,559 @@
+"""The scan engine's inputs read straight through DuckDB's Python API, without Ibis.
+
+The same three steps as `adapters.omop.open_omop` + `resolve_concepts` and
+`scan_inputs.read_scan_inputs`, for the two DuckDB sources (a DuckDB file, a folder of Parquet
+files), with the same checks, messages and rows (tests/test_cohort_duckdb_native.py holds the two
+paths together):
+
+- `open_duckdb` opens the database, finds the OMOP tables as Ibis lists them, checks each column
+  as `check_tables` does (same `InputError`s, the type named as Ibis names it) and creates one
+  temporary view per table (`trdstage_<table>`) typed as `check_tables` types it. A missing
+  optional table gets an empty typed view, so the queries below are fixed text; `has()` says
+  whether the table was there;
+- `resolve_concepts_duckdb` gives the `Concepts` of `resolve_concepts` in two small queries (one
+  on `concept` for every code, one on `concept_ancestor` for every id) instead of one per code
+  and per concept set;
+- `read_scan_inputs_duckdb` runs the SQL of the Ibis row helpers of `engine.py` (`drug_rows`
+  with day numbers, `diagnosis_rows`, `phq9_rows`, `procedure_rows`): a rule changed there must
+  be changed here.
+
+No text from the database or the caller goes into SQL: the identifiers written into it are
+omop.yaml's (table, column and concept set names) and this module's own, and the values (the
+as-of date, concept ids, codes, the drug map, unit factors) reach DuckDB as small temporary
+tables read from CSV files (`_Lookups`: bound parameters and registered Arrow tables would
+import pandas). Nothing here imports Ibis or pandas (a test checks it in a fresh process).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import get_args
+
+import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from trdstage.adapters.errors import InputError
+from trdstage.adapters.omop import Concepts, DrugConcept, formulary_ingredients, redact_url
+from trdstage.cohort.rules import agent_names
+from trdstage.cohort.scan_inputs import ScanInputs
+from trdstage.domain import Policy, Scale
+from trdstage.knowledge import Knowledge
+from trdstage.knowledge.omop_schema import OmopSpec, Rules, SetName, TableSpec, load_omop_spec
+
+VIEW_PREFIX = "trdstage_"
+SET_NAMES: tuple[str, ...] = get_args(SetName)  # the concept sets omop.yaml may name
+EPOCH = date(1970, 1, 1)
+SQL_TYPES = {"int64": "BIGINT", "int32": "INTEGER", "float64": "DOUBLE", "date": "DATE",
+             "string": "VARCHAR"}
+
+
+# --------------------------------------------------------------------------- opening
+
+
+@dataclass
+class DuckSource:
+    """A DuckDB connection and the OMOP tables found in it (checked against omop.yaml).
+
+    `tables`: per table present, the SELECT that types it as `check_tables` does; each is also
+    the temporary view `trdstage_<table>` (an empty one for a missing optional table)."""
+
+    con: duckdb.DuckDBPyConnection
+    label: str
+    tables: dict[str, str]
+    missing_optional: list[str] = field(default_factory=list)
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+    def view(self, name: str) -> str:
+        """The typed view of a table of omop.yaml (empty when an optional table is missing)."""
+        return VIEW_PREFIX + name
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckSource:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def open_duckdb(url: str | Path, spec: OmopSpec | None = None) -> DuckSource:
+    """Open a DuckDB file (`x.duckdb`, `duckdb:///x.duckdb`; read-only) or a folder of Parquet
+    files (`<dir>/<table>.parquet` or `<dir>/<table>/*.parquet`), as `open_omop` does."""
+    text = str(url)
+    label = text
+    spec = spec or load_omop_spec()
+    if text.startswith(("spark:", "spark-catalog:", "postgres://", "postgresql://")):
+        raise InputError(redact_url(text), "not a DuckDB file or Parquet folder (open it with "
+                         "adapters.omop.open_omop)")
+    path = Path(text.removeprefix("duckdb://"))
+    con: duckdb.DuckDBPyConnection | None = None
+    try:
+        if path.is_dir():
+            con = _connect(":memory:", read_only=False)
+            raw = _parquet_tables(con, path, list(spec.tables))
+        elif path.is_file():
+            con = _connect(str(path.absolute()), read_only=True)
+            present = {str(r[0]) for r in con.execute(
+                "SELECT DISTINCT table_name FROM information_schema.tables "
+                "WHERE table_catalog IN (current_database(), 'temp') "
+                "AND table_schema = current_schema()").fetchall()}
+            raw = {n: _describe(con, n) for n in spec.tables if n in present}
+        else:
+            raise InputError(text, "no such DuckDB file or Parquet folder")
+    except InputError:
+        if con is not None:
+            con.close()
+        raise
+    except Exception as exc:  # a driver's own error: name the database, keep the message
+        if con is not None:
+            con.close()
+        message = " ".join(str(exc).split())
+        raise InputError(label, f"cannot open the database: {message}") from exc
+    try:
+        tables, missing = _check(raw, label, spec)
+        for name, tspec in spec.tables.items():
+            select = tables.get(name) or _empty_select(tspec)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {_quote(VIEW_PREFIX + name)} AS {select}")
+    except BaseException:
+        con.close()
+        raise
+    return DuckSource(con=con, label=label, tables=tables, missing_optional=missing)
+
+
+def _connect(database: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A connection set up as Ibis sets up its own (dates of TIMESTAMPTZ columns in UTC)."""
+    con = duckdb.connect(database, read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET python_enable_replacements = false")
+    return con
+
+
+Columns = list[tuple[str, str, bool]]  # (name, DuckDB type, nullable)
+
+
+def _describe(con: duckdb.DuckDBPyConnection, name: str) -> Columns:
+    rows = con.execute(f"DESCRIBE {_quote(name)}").fetchall()
+    return [(str(r[0]), str(r[1]), r[2] == "YES") for r in rows]
+
+
+def _parquet_tables(con: duckdb.DuckDBPyConnection, folder: Path,
+                    wanted: list[str]) -> dict[str, Columns]:
+    """`<table>.parquet` or `<table>/*.parquet`, as views named after the table."""
+    raw: dict[str, Columns] = {}
+    for name in wanted:
+        single = folder / f"{name}.parquet"
+        nested = folder / name
+        if single.is_file():
+            target = str(single)
+        elif nested.is_dir() and any(nested.glob("*.parquet")):
+            target = str(nested / "*.parquet")
+        else:
+            continue
+        con.read_parquet(target).create_view(name, replace=True)
+        raw[name] = _describe(con, name)
+    return raw
+
+
+def _check(raw: dict[str, Columns], label: str,
+           spec: OmopSpec) -> tuple[dict[str, str], list[str]]:
+    """`check_tables`: the typed SELECT of each table, or the same InputError."""
+    out: dict[str, str] = {}
+    missing_optional: list[str] = []
+    for name, tspec in spec.tables.items():
+        columns = raw.get(name)
+        if columns is None:
+            if tspec.optional:
+                missing_optional.append(name)
+                continue
+            raise InputError(f"{label}: table {name}", "missing (an OMOP CDM 5.4 table trdstage "
+                             f"needs; columns {', '.join(tspec.required)})")
+        types = {c: (t, nullable) for c, t, nullable in columns}
+        cols = {c.lower(): c for c, _, _ in columns}
+        selected = []
+        for col in tspec.columns:
+            actual = cols.get(col.name)
+            target = SQL_TYPES[col.type]
+            if actual is None:
+                if col.required:
+                    raise InputError(f"{label}: {name}.{col.name}", "missing column")
+                selected.append(f"CAST(NULL AS {target}) AS {_quote(col.name)}")
+                continue
+            duck, nullable = types[actual]
+            family = _family(duck)
+            if not _type_ok(family, col.type) and family != "null":
+                raise InputError(f"{label}: {name}.{col.name}",
+                                 f"has type {ibis_type_name(duck, nullable)}, "
+                                 f"expected {col.type}")
+            expr = _quote(col.name)  # DuckDB matches identifiers without regard to case
+            if col.type == "date" and family == "timestamp":
+                expr = f"CAST({expr} AS DATE)"
+            elif col.type in ("int64", "int32", "float64") or family == "null":
+                expr = f"CAST({expr} AS {target})"
+            selected.append(f"{expr} AS {_quote(col.name)}")
+        # every name in it is omop.yaml's (a fixed identifier): none comes from the database
+        out[name] = f"SELECT {', '.join(selected)} FROM {_quote(name)}"  # noqa: S608
+    return out, missing_optional
+
+
+def _empty_select(tspec: TableSpec) -> str:
+    columns = ", ".join(f"CAST(NULL AS {SQL_TYPES[c.type]}) AS {_quote(c.name)}"
+                        for c in tspec.columns)
+    return f"SELECT {columns} WHERE false"
+
+
+# DuckDB type names (as DESCRIBE gives them) -> what Ibis makes of them: the family `_dtype_ok`
+# tests and the name its messages print.
+_SCALARS = {
+    "TINYINT": ("int", "int8"), "SMALLINT": ("int", "int16"), "INTEGER": ("int", "int32"),
+    "BIGINT": ("int", "int64"), "UTINYINT": ("int", "uint8"), "USMALLINT": ("int", "uint16"),
+    "UINTEGER": ("int", "uint32"), "UBIGINT": ("int", "uint64"),
+    "HUGEINT": ("decimal", "decimal(38, 0)"), "FLOAT": ("float", "float32"),
+    "DOUBLE": ("float", "float64"), "VARCHAR": ("string", "string"),
+    "BOOLEAN": ("other", "boolean"), "DATE": ("date", "date"),
+    "TIMESTAMP": ("timestamp", "timestamp(6)"),
+    "TIMESTAMP WITH TIME ZONE": ("timestamp", "timestamp('UTC', 6)"),
+    "TIMESTAMP_S": ("timestamp", "timestamp(0)"), "TIMESTAMP_MS": ("timestamp", "timestamp(3)"),
+    "TIMESTAMP_NS": ("timestamp", "timestamp(9)"), "TIME": ("other", "time"),
+    "TIME WITH TIME ZONE": ("other", "time"), "INTERVAL": ("other", "interval('us')"),
+    "BLOB": ("other", "binary"), "UUID": ("other", "uuid"), "JSON": ("other", "json"),
+    "NULL": ("null", "null"),
+}
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+_ARRAY = re.compile(r"(.*)\[(\d*)\]")
+
+
+def _family(duck: str) -> str:
+    if duck in _SCALARS:
+        return _SCALARS[duck][0]
+    if _DECIMAL.fullmatch(duck):
+        return "decimal"
+    if duck.startswith("ENUM("):
+        return "string"
+    return "other"
+
+
+def _type_ok(family: str, wanted: str) -> bool:
+    if wanted in ("int64", "int32"):
+        return family == "int"
+    if wanted == "float64":
+        return family in ("int", "float", "decimal")
+    if wanted == "date":
+        return family in ("date", "timestamp")
+    return family == "string"
+
+
+def _split_args(inner: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(inner):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(inner[start:i].strip())
+            start = i + 1
+    parts.append(inner[start:].strip())
+    return parts
+
+
+def ibis_type_name(duck: str, nullable: bool = True) -> str:
+    """A DuckDB column type as Ibis prints it in `check_tables`' messages (`string`, `!int64`
+    for NOT NULL, `timestamp(6)`, `decimal(18, 3)`, `array<int64>`, ...)."""
+    return ("" if nullable else "!") + _type_name(duck)
+
+
+def _type_name(duck: str) -> str:
+    duck = duck.strip()
+    if duck in _SCALARS:
+        return _SCALARS[duck][1]
+    if m := _DECIMAL.fullmatch(duck):
+        return f"decimal({m.group(1)}, {m.group(2)})"
+    if duck.startswith("ENUM("):
+        return "string"
+    if (m := _ARRAY.fullmatch(duck)) is not None:
+        size = f", {m.group(2)}" if m.group(2) else ""
+        return f"array<{_type_name(m.group(1))}{size}>"
+    if duck.startswith("STRUCT(") and duck.endswith(")"):
+        fields = []
+        for part in _split_args(duck[7:-1]):
+            fname, _, ftype = part.partition(" ")
+            fields.append(f"{fname.strip(chr(34))}: {_type_name(ftype)}")
+        return f"struct<{', '.join(fields)}>"
+    if duck.startswith("MAP(") and duck.endswith(")"):
+        return f"map<{', '.join(_type_name(p) for p in _split_args(duck[4:-1]))}>"
+    return duck.lower()  # types Ibis does not know: it prints `unknown(...)`
+
+
+# --------------------------------------------------------------------------- small lookups
+
+
+class _Lookups:
+    """Small tables (ids, codes, the drug map, unit factors, the query settings) as temporary
+    tables, filled from CSV files written to a temporary folder and read by DuckDB.
+
+    Not bound parameters nor registered Arrow tables: DuckDB's Python parameter binding and Arrow
+    registration import pandas (about 0.15 s with compiled bytecode, over 1 s without), as
+    pyarrow does to build an array from a list. The values never enter the SQL text either."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.folder = Path(tempfile.mkdtemp(prefix="trdstage-lookups-"))
+        self.tables: list[str] = []
+
+    def add(self, name: str, columns: dict[str, str], rows: Iterable[Sequence[object]]) -> None:
+        """A temporary table `name` (a fixed identifier) with DuckDB column types `columns` (name
+        -> type, fixed identifiers) and these rows."""
+        path = self.folder / f"{name}.csv"
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(columns)
+            writer.writerows([_csv_value(v) for v in row] for row in rows)
+        ddl = ", ".join(f"{_quote(c)} {t}" for c, t in columns.items())
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} ({ddl})")
+        self.tables.append(name)
+        self.con.read_csv(str(path), header=True, columns=columns,
+                          auto_detect=False).insert_into(name)
+        path.unlink()
+
+    def __enter__(self) -> _Lookups:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            for name in self.tables:
+                self.con.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _csv_value(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # shortest exact form: DuckDB reads back the same double
+    return value
+
+
+# --------------------------------------------------------------------------- concepts
+
+
+def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
+                            knowledge: Knowledge | None = None) -> Concepts:
+    """`resolve_concepts` in two queries: every code of the concept sets at once, then every
+    concept_ancestor row whose ancestor is a formulary ingredient or in a concept set."""
+    spec = spec or load_omop_spec()
+    by_ingredient = formulary_ingredients(knowledge)
+    drugs: dict[int, list[DrugConcept]] = {cid: list(v) for cid, v in by_ingredient.items()}
+    con = source.con
+    codes: dict[tuple[str, str], list[int]] = {}
+    if source.has("concept"):
+        for cs in spec.concept_sets.values():
+            for code in cs.codes:
+                codes[(code.vocabulary, code.code)] = []
+    with _Lookups(con) as lookups:
+        if codes:
+            lookups.add("trdstage_codes", {"vocabulary": "VARCHAR", "code": "VARCHAR"}, codes)
+            for vocabulary, code, cid in con.execute(
+                    "SELECT w.vocabulary, w.code, c.concept_id FROM trdstage_concept AS c "
+                    "JOIN trdstage_codes AS w "
+                    "ON c.vocabulary_id = w.vocabulary AND c.concept_code = w.code "
+                    "WHERE c.concept_id IS NOT NULL").fetchall():
+                codes[(vocabulary, code)].append(int(cid))
+
+        # each concept set's ids before descendants: listed, then found by code
+        start: dict[str, tuple[set[int], set[int]]] = {}
+        for name, cs in spec.concept_sets.items():
+            ids = set(cs.concepts)
+            for code in cs.codes:
+                ids.update(codes.get((code.vocabulary, code.code), []))
+            start[name] = (ids, set(cs.exclude))
+
+        # (ancestor, descendant) rows in the table's order (the order resolve_concepts reads)
+        ancestry: list[tuple[int, int]] = []
+        if source.has("concept_ancestor"):
+            asked = set(by_ingredient)
+            for name, cs in spec.concept_sets.items():
+                if cs.descendants:
+                    asked |= start[name][0] | start[name][1]
+            if asked:
+                lookups.add("trdstage_ids", {"concept_id": "BIGINT"}, [(i,) for i in asked])
+                ancestry = [(int(a), int(d)) for a, d in con.execute(
+                    "SELECT ancestor_concept_id, descendant_concept_id "
+                    "FROM trdstage_concept_ancestor "
+                    "WHERE ancestor_concept_id IN (SELECT concept_id FROM trdstage_ids) "
+                    "AND descendant_concept_id IS NOT NULL").fetchall()]
+
+    for a, d in sorted((r for r in ancestry if r[0] in by_ingredient), key=lambda r: (r[1], r[0])):
+        for dc in by_ingredient[a]:
+            if dc not in drugs.setdefault(d, []):
+                drugs[d].append(dc)
+    sets: dict[str, set[int]] = {}
+    for name, cs in spec.concept_sets.items():
+        ids, excluded = set(start[name][0]), set(start[name][1])
+        if cs.descendants and source.has("concept_ancestor") and (ids or excluded):
+            asked_here = ids | excluded
+            for a, d in ancestry:
+                if a in asked_here:
+                    # as resolve_concepts: `excluded` grows as it goes
+                    (excluded if a in excluded else ids).add(d)
+        sets[name] = ids - excluded
+    units = {u.concept_id: u.factor for u in spec.units_to_mg}
+    return Concepts(drugs=drugs, sets=sets, unit_factor=units)
+
+
+# --------------------------------------------------------------------------- the scan's rows
+
+# The settings every query below reads (getvariable is folded to a constant when planned).
+_SETTINGS_SQL = [
+    "SET VARIABLE trdstage_as_of = (SELECT as_of FROM trdstage_settings)",
+    "SET VARIABLE trdstage_as_of_day = (SELECT as_of_day FROM trdstage_settings)",
+    "SET VARIABLE trdstage_end_add = (SELECT end_add FROM trdstage_settings)",
+]
+
+# drug_rows(..., day_numbers=True): drug_exposure rows of formulary agents up to the as-of date
+# (one per agent of the drug concept), period [start, end) in days since 1970 clipped to the
+# as-of date, the daily dose from drug_strength (an empty view when the table is missing: every
+# dose null, as without it), the two exclusion marks; in the scan's order.
+_DRUGS_SQL = """
+WITH strength AS (
+    SELECT s.drug_concept_id, s.ingredient_concept_id, MAX(s.amount_value * u.factor) AS mg
+    FROM trdstage_drug_strength AS s
+    JOIN trdstage_unit_factor AS u ON s.amount_unit_concept_id = u.amount_unit_concept_id
+    WHERE s.amount_value IS NOT NULL
+    GROUP BY s.drug_concept_id, s.ingredient_concept_id
+), rx AS (
+    SELECT de.person_id, de.drug_exposure_id, de.drug_concept_id, de.quantity, de.days_supply,
+           de.drug_exposure_start_date AS start_date, de.drug_exposure_end_date AS end_date,
+           de.drug_exposure_start_date - DATE '1970-01-01' AS start_day,
+           m.agent_index, m.is_ad, m.ingredient_concept_id
+    FROM trdstage_drug_exposure AS de
+    JOIN trdstage_drug_map AS m ON de.drug_concept_id = m.drug_concept_id
+    WHERE de.drug_exposure_start_date IS NOT NULL AND de.drug_concept_id IS NOT NULL
+      AND de.drug_exposure_start_date <= getvariable('trdstage_as_of')
+)
+SELECT
+    rx.person_id,
+    rx.drug_exposure_id,
+    rx.agent_index,
+    rx.is_ad,
+    CAST(rx.start_day AS INTEGER) AS start,
+    CAST(LEAST(COALESCE((rx.end_date - DATE '1970-01-01') + getvariable('trdstage_end_add'),
+                        rx.start_day + rx.days_supply, rx.start_day + 1),
+               getvariable('trdstage_as_of_day')) AS INTEGER) AS "end",
+    CASE WHEN rx.quantity IS NOT NULL AND rx.days_supply IS NOT NULL AND rx.days_supply > 0
+              AND rx.quantity >= 0 AND st.mg IS NOT NULL
+         THEN st.mg * rx.quantity / CAST(rx.days_supply AS DOUBLE)
+         ELSE CAST(NULL AS DOUBLE) END AS dose,
+    rx.days_supply IS NOT NULL AND rx.days_supply < 0 AS bad_supply,
+    NOT (rx.days_supply IS NOT NULL AND rx.days_supply < 0) AND rx.end_date IS NOT NULL
+        AND rx.end_date < rx.start_date AS bad_end
+FROM rx
+LEFT JOIN strength AS st
+    ON rx.drug_concept_id = st.drug_concept_id
+    AND rx.ingredient_concept_id = st.ingredient_concept_id
+ORDER BY rx.is_ad DESC NULLS LAST, rx.person_id ASC NULLS LAST, rx.agent_index ASC NULLS LAST,
+         start ASC NULLS LAST, rx.drug_exposure_id ASC NULLS LAST
+"""
+
+_PEOPLE_SQL = "SELECT person_id, gender_concept_id, year_of_birth FROM trdstage_person"
+
+
+# diagnosis_rows, phq9_rows, procedure_rows. `trdstage_concept_sets` has one row per concept id
+# and one boolean column per concept set of omop.yaml (its name: a fixed identifier).
+def _diagnoses_sql(name: str) -> str:
+    return f"""
+SELECT person_id, condition_start_date AS d
+FROM trdstage_condition_occurrence
+WHERE condition_start_date IS NOT NULL
+  AND condition_start_date <= getvariable('trdstage_as_of')
+  AND condition_concept_id IN (SELECT concept_id FROM trdstage_concept_sets WHERE {_quote(name)})
+"""  # noqa: S608 - `name` is a concept set of omop.yaml
+
+
+def _readings_sql(name: str) -> str:
+    return f"""
+SELECT person_id, observation_date AS r_date, observation_id AS r_id, value_as_number AS r_value
+FROM trdstage_observation
+WHERE observation_concept_id IN (SELECT concept_id FROM trdstage_concept_sets WHERE {_quote(name)})
+  AND observation_date IS NOT NULL AND observation_date <= getvariable('trdstage_as_of')
+  AND value_as_number IS NOT NULL
+ORDER BY person_id ASC NULLS LAST, r_date ASC NULLS LAST, r_id ASC NULLS LAST
+"""  # noqa: S608 - `name` is a concept set of omop.yaml
+
+
+def _procedures_sql(name: str) -> str:
+    return f"""
+SELECT person_id, procedure_date AS s
+FROM trdstage_procedure_occurrence
+WHERE procedure_concept_id IN (SELECT concept_id FROM trdstage_concept_sets WHERE {_quote(name)})
+  AND procedure_date IS NOT NULL AND procedure_date <= getvariable('trdstage_as_of')
+ORDER BY person_id ASC NULLS LAST, s ASC NULLS LAST
+"""  # noqa: S608 - `name` is a concept set of omop.yaml
+
+
+def drug_map_rows(concepts: Concepts) -> list[tuple[int, int, int, bool]]:
+    """`engine.drug_map_table`: per drug concept, one row per formulary agent
+    (drug_concept_id, agent_index, ingredient_concept_id, is_ad)."""
+    index = {name: i for i, name in enumerate(agent_names(concepts))}
+    return [(cid, index[dc.agent], dc.ingredient_concept_id, dc.role == "antidepressant")
+            for cid, agents in concepts.drugs.items() for dc in agents]
+
+
+def read_scan_inputs_duckdb(source: DuckSource, concepts: Concepts, as_of: date,
+                            policy: Policy, rules: Rules) -> ScanInputs:
+    """The rows `scan_inputs.read_scan_inputs` reads through Ibis, in plain DuckDB SQL."""
+    con = source.con
+    with _Lookups(con) as lookups:
+        lookups.add("trdstage_settings", {"as_of": "DATE", "as_of_day": "BIGINT",
+                                          "end_add": "BIGINT"},
+                    [(as_of, (as_of - EPOCH).days, 1 if rules.end_date_inclusive else 0)])
+        lookups.add("trdstage_drug_map", {"drug_concept_id": "BIGINT", "agent_index": "INTEGER",
+                                          "ingredient_concept_id": "BIGINT",
+                                          "is_ad": "BOOLEAN"}, drug_map_rows(concepts))
+        lookups.add("trdstage_unit_factor", {"amount_unit_concept_id": "BIGINT",
+                                             "factor": "DOUBLE"},
+                    list(concepts.unit_factor.items()))
+        sets = {name: concepts.sets.get(name, set()) for name in SET_NAMES}
+        lookups.add("trdstage_concept_sets",
+                    {"concept_id": "BIGINT", **dict.fromkeys(sets, "BOOLEAN")},
+                    [(cid, *(cid in ids for ids in sets.values()))
+                     for cid in sorted(set().union(*sets.values()))])
+        for statement in _SETTINGS_SQL:
+            con.execute(statement)
+
+        def arrow(sql: str) -> pa.Table:
+            # a relation, not execute(): DuckDB then builds the Arrow batches in parallel (the
+            # drug rows: 0.67 s instead of 0.84 s at 1M persons; 0.23 s against 0.52 s unsorted)
+            return con.sql(sql).to_arrow_table()
+
+        drugs = arrow(_DRUGS_SQL)
+        people = arrow(_PEOPLE_SQL)
+        diagnoses = {name: arrow(_diagnoses_sql(name)) for name in ("mdd", "bipolar", "psychosis")}
+        readings = None
+        if source.has("observation") and concepts.sets.get("phq9_total") \
+                and Scale.phq9 in policy.outcome_scale_priority:
+            readings = arrow(_readings_sql("phq9_total"))
+        procedures: dict[str, pa.Table | None] = {}
+        for name in ("ect", "rtms"):
+            wanted = source.has("procedure_occurrence") and bool(concepts.sets.get(name))
+            procedures[name] = arrow(_procedures_sql(name)) if wanted else None
+    return ScanInputs(drugs=drugs, people=people, diagnoses=diagnoses, readings=readings,
+                      procedures=procedures)
+
+
+__all__ = ["DuckSource", "drug_map_rows", "ibis_type_name", "open_duckdb",
+           "read_scan_inputs_duckdb", "resolve_concepts_duckdb"]
