@@ -15,7 +15,7 @@ runs on DuckDB, PostgreSQL and Spark:
 5. ECT courses: gaps-and-islands over procedure dates, outcome as for trials;
 6. per person: every model's aggregate (see quirks.py for the engine's arithmetic).
 
-`scan.py` computes the same table on one machine (a sorted read and vectorised passes): a rule
+`scan.py` computes the same table on one machine (a sorted read and a compiled pass): a rule
 changed in one must be changed in the other; the equivalence tests hold both to `engine.assess`.
 The row-reading helpers below (`drug_rows`, `diagnosis_rows`, `phq9_rows`, `procedure_rows`) are
 shared by both.

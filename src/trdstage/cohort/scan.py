@@ -1,18 +1,14 @@
-"""The cohort engine as one sorted read per table and a vectorised scan (the single-machine path).
+"""The cohort engine as one sorted read per table and one compiled pass (the single-machine path).
 
 `engine.build_plan` states every rule as one Ibis expression so that it runs inside any database
 (PostgreSQL, Spark). On one machine, the dozen window passes that expression needs cost far more
 than reading the rows once: here the database does what it is best at (filters, the joins to the
-concept and strength lookups, one sort) through the same Ibis helpers, and the sequential rules
-(gaps and islands, the PHQ-9 baseline and endpoint, the switch and overlap tests) run as NumPy
-passes over the sorted columns. The rules are the expression's, step for step (the comments name
-the step of `build_plan` each block mirrors), and the equivalence tests hold both paths to
-`engine.assess` on every person.
-
-Vocabulary: rows are sorted by (person, agent, start, drug_exposure_id); a *group* is a run of
-rows sharing a key; a running maximum within groups is one `np.maximum.accumulate` over values
-lifted by the group's number times a span larger than any value (so no group sees the one
-before it).
+concept and strength lookups, one sort; `scan_inputs.py`, or `duckdb_native.py` on DuckDB), the
+sequential rules (gaps and islands, the PHQ-9 baseline and endpoint, the switch and overlap
+tests, courses, per-person counts) run in one compiled pass over the sorted rows
+(`scan_kernel.py`), and every model's arithmetic runs here on the per-person counts. The rules
+are the expression's, step for step (the kernel's comments name the step of `build_plan` each
+block mirrors), and the equivalence tests hold both paths to `engine.assess` on every person.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class ScanInputs:
       [start, end) clipped to the as-of date), dose float64 (mg/day, null when unknown),
       bad_supply bool, bad_end bool; ordered by is_ad descending, person_id, agent_index, start,
       drug_exposure_id (antidepressant rows first).
-    - people: person_id int64, gender_concept_id int64, year_of_birth int64 (any order).
+    - people: person_id int64, gender_concept_id int64, year_of_birth int32 (any order).
     - diagnoses: per concept set (mdd, bipolar, psychosis): person_id int64, d date32 (any order).
     - readings: PHQ-9 totals (None when the policy or database has none): person_id int64,
       r_date date32, r_id int64, r_value float64; ordered by person_id, r_date, r_id.
