@@ -249,6 +249,9 @@ def stage_cohort(
         raise
     except Exception as exc:
         raise InputError(label, f"the database could not be staged: {exc}") from exc
+    finally:
+        if duck is not None:  # the rows are read: free the file for a writer (--results-schema)
+            duck.close()
     clock["stage"] = time.perf_counter() - t1
     table = table.replace_schema_metadata({"trdstage_as_of": as_of.isoformat(),
                                            "trdstage_policy": policy.name})
@@ -268,7 +271,6 @@ def stage_cohort(
     if results_schema:
         say(f"writing {results_schema}.{RESULTS_TABLE}")
         if opened is None:
-            duck.close()
             written.append(_write_duckdb(url, results_schema, table))
         else:
             written.append(_write_schema(opened, url, results_schema, table))
