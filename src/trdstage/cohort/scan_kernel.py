@@ -157,6 +157,14 @@ def _run_end(ids: Any, i: int, n: int, person: int) -> int:
 
 
 @_compiled
+def _span(ids: Any, i: int, person: int) -> tuple[int, int]:
+    """The run of `person` in the sorted ids, searched from i: (first, past the last)."""
+    n = len(ids)
+    i = _skip_to(ids, i, n, person)
+    return i, _run_end(ids, i, n, person)
+
+
+@_compiled
 def _skip_to(ids: Any, i: int, n: int, person: int) -> int:
     while i < n and ids[i] < person:
         i += 1
@@ -204,8 +212,8 @@ def stage_persons(
     response_pct = settings_float[RESPONSE_PCT]
     partial_pct = settings_float[PARTIAL_PCT]
 
-    n_t, n_a, n_m, n_r = len(tP), len(aP), len(mP), len(rP)
-    n_e, n_q, n_people = len(eP), len(qP), len(people)
+    n_t, n_a, n_m = len(tP), len(aP), len(mP)
+    n_people = len(people)
 
     # scratch sized to the longest per-person run
     longest_t = 1
@@ -256,28 +264,13 @@ def stage_persons(
     ip = 0
     while it < n_t or im < n_m:
         person = tP[it] if it < n_t and (im >= n_m or tP[it] <= mP[im]) else mP[im]
-        t0 = it
-        t1 = _run_end(tP, it, n_t, person)
-        it = t1
-        m0 = im
-        m1 = _run_end(mP, im, n_m, person)
-        im = m1
-        ia = _skip_to(aP, ia, n_a, person)
-        a0 = ia
-        ia = _run_end(aP, ia, n_a, person)
-        a1 = ia
-        ir = _skip_to(rP, ir, n_r, person)
-        r0 = ir
-        ir = _run_end(rP, ir, n_r, person)
-        r1 = ir
-        ie = _skip_to(eP, ie, n_e, person)
-        e0 = ie
-        ie = _run_end(eP, ie, n_e, person)
-        e1 = ie
-        iq = _skip_to(qP, iq, n_q, person)
-        q0 = iq
-        iq = _run_end(qP, iq, n_q, person)
-        q1 = iq
+        t0, it = _span(tP, it, person)
+        m0, im = _span(mP, im, person)
+        a0, ia = _span(aP, ia, person)
+        r0, ir = _span(rP, ir, person)
+        e0, ie = _span(eP, ie, person)
+        q0, iq = _span(qP, iq, person)
+        t1, m1, a1, r1, e1, q1 = it, im, ia, ir, ie, iq
         ip = _skip_to(people, ip, n_people, person)
         in_people = ip < n_people and people[ip] == person
         if not in_people or (require_mdd and m1 == m0):
