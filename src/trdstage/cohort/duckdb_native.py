@@ -427,7 +427,7 @@ _SETTINGS_SQL = [
 # drug_rows(..., day_numbers=True): drug_exposure rows of formulary agents up to the as-of date
 # (one per agent of the drug concept), period [start, end) in days since 1970 clipped to the
 # as-of date, the daily dose from drug_strength (an empty view when the table is missing: every
-# dose null, as without it), the two exclusion marks; in the scan's order.
+# dose null, as without it), the two exclusion marks; in any order (the scan sorts them itself).
 _DRUGS_SQL = """
 WITH strength AS (
     SELECT s.drug_concept_id, s.ingredient_concept_id, MAX(s.amount_value * u.factor) AS mg
@@ -465,8 +465,6 @@ FROM rx
 LEFT JOIN strength AS st
     ON rx.drug_concept_id = st.drug_concept_id
     AND rx.ingredient_concept_id = st.ingredient_concept_id
-ORDER BY rx.is_ad DESC NULLS LAST, rx.person_id ASC NULLS LAST, rx.agent_index ASC NULLS LAST,
-         start ASC NULLS LAST, rx.drug_exposure_id ASC NULLS LAST
 """
 
 _PEOPLE_SQL = "SELECT person_id, gender_concept_id, year_of_birth FROM trdstage_person"

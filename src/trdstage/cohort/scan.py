@@ -13,8 +13,9 @@ block mirrors), and the equivalence tests hold both paths to `engine.assess` on 
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -25,6 +26,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from trdstage.adapters.omop import Concepts, OmopSource
+from trdstage.cohort.arrow_arrays import arrow_of, numpy_of, strings_of
 from trdstage.cohort.quirks import min_days_over_weeks, months_split
 from trdstage.cohort.rules import (
     BAD_END,
@@ -76,15 +78,16 @@ class ScanResult:
 # --------------------------------------------------------------------------- array helpers
 
 
-def _days(col: Any) -> I32:
-    """A date32 column as day numbers since 1970."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return np.asarray(pc.cast(arr, pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int32)
+def _known_person(table: Any) -> Any:
+    """The rows with a person_id (a row without one belongs to no one staged)."""
+    if table is None or not table["person_id"].null_count:
+        return table
+    return table.filter(pc.is_valid(table["person_id"]))
 
 
-def _np(col: Any, dtype: Any) -> Any:
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
+def _cores() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def _first_of_groups(*keys: npt.NDArray[Any]) -> B:
@@ -111,29 +114,6 @@ def _member(values: npt.NDArray[Any], pool: npt.NDArray[Any]) -> B:
     return np.asarray(pool[at] == values)
 
 
-def _add_months(days: I64, whole: int) -> I64:
-    """`date + INTERVAL whole MONTH`: the same day of the month, clamped to the month's end."""
-    if not whole:
-        return days
-    d = days.astype("datetime64[D]")
-    month = d.astype("datetime64[M]")
-    dom = d - month.astype("datetime64[D]")
-    target = month + whole
-    last = (target + 1).astype("datetime64[D]") - np.timedelta64(1, "D")
-    out = np.minimum(target.astype("datetime64[D]") + dom, last)
-    return np.asarray(out.astype(np.int64), dtype=np.int64)
-
-
-def _str_array(values: Sequence[str | None], index: I64, mask: B | None = None) -> pa.Array:
-    """values[index] as an Arrow string array (null where `mask` is False or value is None)."""
-    dictionary = pa.array(values, type=pa.string())
-    idx = pa.array(index.astype(np.int32), mask=None if mask is None else ~mask)
-    return pc.take(dictionary, idx)
-
-
-# --------------------------------------------------------------------------- the scan
-
-
 def stage_scan(
     source: OmopSource | ScanInputs,
     concepts: Concepts,
@@ -142,9 +122,13 @@ def stage_scan(
     spec: OmopSpec | None = None,
     knowledge: Knowledge | None = None,
     step: Step | None = None,
+    threads: int | None = None,
 ) -> ScanResult:
-    """Every person's staging, as `build_plan(...).persons` gives it, ordered by person_id."""
+    """Every person's staging, as `build_plan(...).persons` gives it, ordered by person_id.
+    `threads`: how many threads the compiled pass may use (default: the cores this process may
+    run on)."""
     check_policy(policy)
+    threads = threads or _cores()
     spec = spec or load_omop_spec()
     k = knowledge or load_knowledge()
     rules = spec.rules
@@ -166,12 +150,14 @@ def stage_scan(
     drugs, people, readings = inputs.drugs, inputs.people, inputs.readings
     names = agent_names(concepts)
     cond: dict[str, tuple[I64, I32]] = {
-        name: (_np(sub["person_id"], np.int64), _days(sub["d"]))
-        for name, sub in inputs.diagnoses.items()}
+        name: (numpy_of(sub["person_id"], np.int64, what=f"{name} person_id"),
+               numpy_of(sub["d"], np.int32, what=f"{name} date"))
+        for name, sub in ((n, _known_person(t)) for n, t in inputs.diagnoses.items())}
     excluded_rows: dict[str, int] = {}
     procs: dict[str, tuple[I64, I32] | None] = {
-        name: None if got is None else (_np(got["person_id"], np.int64), _days(got["s"]))
-        for name, got in inputs.procedures.items()}
+        name: None if got is None else (numpy_of(got["person_id"], np.int64, what=name),
+                                        numpy_of(got["s"], np.int32, what=name))
+        for name, got in ((n, _known_person(t)) for n, t in inputs.procedures.items())}
     clock["read"] = time.perf_counter() - t0
     mark = [time.perf_counter()]
 
@@ -181,34 +167,35 @@ def stage_scan(
         mark[0] = now
 
     # ------------------------------------------------------------ the rows, as arrays
-    P = _np(drugs["person_id"], np.int64)
-    G = _np(drugs["agent_index"], np.int32)
-    S = _np(drugs["start"], np.int32)
-    E = _np(drugs["end"], np.int32)
-    D = _np(drugs["dose"], np.float64)
-    n_ad = int(pc.sum(drugs["is_ad"]).as_py() or 0)
-    bad_rows = np.zeros(len(P), dtype=bool)
-    for reason, column in ((BAD_SUPPLY, "bad_supply"), (BAD_END, "bad_end")):
-        n_bad = int(pc.sum(drugs[column]).as_py() or 0)
-        if n_bad:  # the kernel skips them
-            excluded_rows[reason] = n_bad
-            bad_rows |= _np(drugs[column], bool)
-    mdd_p, mdd_d = cond["mdd"]
-    by_person_day = np.lexsort((mdd_d, mdd_p))
-    mdd_p, mdd_d = mdd_p[by_person_day], mdd_d[by_person_day]
-    mdd_persons = _unique(mdd_p)
-    people_pid = _np(people["person_id"], np.int64)
+    people_pid = numpy_of(people["person_id"], np.int64, what="person.person_id")
     people_sorted = _unique(people_pid)
+    skip = ~numpy_of(pc.is_valid(drugs["person_id"]), np.bool_)
+    for reason, column in ((BAD_SUPPLY, "bad_supply"), (BAD_END, "bad_end")):
+        bad = numpy_of(drugs[column], np.bool_, False)
+        n_bad = int(np.count_nonzero(bad))
+        if n_bad:  # left out of the pass, counted here
+            excluded_rows[reason] = n_bad
+            skip |= bad
+    P = numpy_of(drugs["person_id"], np.int64, 0)
+    G = numpy_of(drugs["agent_index"], np.int32)
+    S = numpy_of(drugs["start"], np.int32)
+    order, offsets = sk.group_drugs(
+        P, G, S, numpy_of(drugs["drug_exposure_id"], np.int64, np.iinfo(np.int64).max),
+        numpy_of(drugs["is_ad"], np.bool_), skip, people_sorted)
+    mdd_p, mdd_d = cond["mdd"]
+    by_person = sk.group_by_person(mdd_p, people_sorted)
+    mdd_p, mdd_d = mdd_p[by_person], mdd_d[by_person]
+    mdd_persons = mdd_p[_first_of_groups(mdd_p)]
     empty = np.zeros(0, np.int64)
     no_days = np.zeros(0, np.int32)
     if readings is not None:
-        rv_all = _np(readings["r_value"], np.float64)
+        rv_all = numpy_of(readings["r_value"], np.float64, what="PHQ-9 value")
         out_of_range = (rv_all < 0) | (rv_all > k.scales["PHQ-9"].max)
         if int(out_of_range.sum()):
             excluded_rows[PHQ9_OUT_OF_RANGE] = int(out_of_range.sum())
-        ok = ~out_of_range
-        r_pid = _np(readings["person_id"], np.int64)[ok]
-        r_day = _days(readings["r_date"])[ok]
+        ok = ~out_of_range & numpy_of(pc.is_valid(readings["person_id"]), np.bool_)
+        r_pid = numpy_of(readings["person_id"], np.int64, 0)[ok]
+        r_day = numpy_of(readings["r_date"], np.int32, what="PHQ-9 date")[ok]
         r_val = rv_all[ok]
     else:
         r_pid, r_day, r_val = empty, no_days, np.zeros(0, np.float64)
@@ -275,13 +262,14 @@ def stage_scan(
 
     # ------------------------------------------------------------ every person, one pass
     say("staging every person (compiled scan)")
-    out_i, out_f = sk.run(
-        P[:n_ad], G[:n_ad], S[:n_ad], E[:n_ad], D[:n_ad], bad_rows[:n_ad],
-        P[n_ad:], G[n_ad:], S[n_ad:], E[n_ad:], bad_rows[n_ad:], mdd_p, mdd_d,
+    out_p, out_i, out_f = sk.run(
+        P, G, S, numpy_of(drugs["end"], np.int32), numpy_of(drugs["dose"], np.float64, np.nan),
+        order, offsets, mdd_p, mdd_d,
         r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"], people_sorted,
-        min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float)
+        min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float,
+        threads=threads)
     lap("persons")
-    cur_pid = out_i[sk.PERSON]
+    cur_pid = out_p
     n_cur = len(cur_pid)
     cur_n = out_i[sk.N_EPISODES]
     cur_onset = out_i[sk.ONSET]
@@ -343,7 +331,7 @@ def stage_scan(
     whole, extra = months_split(policy.european_crd_months)
     has_failed = failed_trials > 0
     crd = (failed_trials >= eu.crd_min_failed_trials) & has_failed & (
-        last_end - _add_months(np.where(has_failed, first_start, 0), whole) >= extra)
+        last_end - sk.shift_months(np.where(has_failed, first_start, 0), whole) >= extra)
     labels = [*cat_labels, "CRD"]
     cat = np.where(crd, len(labels) - 1, cat)
     # Maudsley
@@ -356,7 +344,7 @@ def stage_scan(
             decided[:] = True
             break
         w_, x_ = months_split(months.max_months)
-        inside = ~decided & (cur_end - _add_months(cur_onset, w_) <= x_)
+        inside = ~decided & (cur_end - sk.shift_months(cur_onset, w_) <= x_)
         dur_pts[inside] = months.points
         decided |= inside
     sev_pts = np.zeros(n_cur, dtype=np.int64)
@@ -387,8 +375,8 @@ def stage_scan(
 
     lap("models")
     # ------------------------------------------------------------ the table
-    gender = _np(people["gender_concept_id"], np.float64)
-    yob = _np(people["year_of_birth"], np.float64)
+    gender = numpy_of(people["gender_concept_id"], np.float64, np.nan)
+    yob = numpy_of(people["year_of_birth"], np.float64, np.nan)
     by_id = np.argsort(people_pid)
     where = by_id[np.searchsorted(people_pid, cur_pid, sorter=by_id)]
     g = gender[where]
@@ -400,26 +388,25 @@ def stage_scan(
     age_mask = ~np.isnan(yob[where])
 
     def dates(days: I64, mask: B | None = None) -> pa.Array:
-        return pa.array(days.astype(np.int32), type=pa.int32(),
-                        mask=None if mask is None else ~mask).cast(pa.date32())
+        return arrow_of(days, pa.date32(), mask)
 
     def ints(values: Any) -> pa.Array:
-        return pa.array(np.asarray(values).astype(np.int32), pa.int32())
+        return arrow_of(values, pa.int32())
 
     columns = {
-        "person_id": pa.array(cur_pid, pa.int64()),
-        "episode": pa.array(cur_n, pa.int64()),
-        "n_episodes": pa.array(cur_n, pa.int64()),
-        "sex": _str_array([gm.sex.value for gm in sexes] + ["unknown"], sex_idx),
-        "age": pa.array(age.astype(np.int32), pa.int32(), mask=~age_mask),
+        "person_id": arrow_of(cur_pid, pa.int64()),
+        "episode": arrow_of(cur_n, pa.int64()),
+        "n_episodes": arrow_of(cur_n, pa.int64()),
+        "sex": strings_of([gm.sex.value for gm in sexes] + ["unknown"], sex_idx),
+        "age": arrow_of(age, pa.int32(), age_mask),
         "episode_onset": dates(cur_onset),
         "thase_rush_stage": ints(stage),
-        "mgh_score": pa.array(mgh, pa.float64()),
-        "maudsley_score": pa.array(score.astype(np.int32), pa.int32(), mask=~msm_ok),
-        "maudsley_band": _str_array([b.label for b in ms.bands] or [None],
+        "mgh_score": arrow_of(mgh, pa.float64()),
+        "maudsley_score": arrow_of(score, pa.int32(), msm_ok),
+        "maudsley_band": strings_of([b.label for b in ms.bands] or [None],
                                     np.clip(band_idx, 0, None), band_idx >= 0),
-        "european_category": _str_array(labels, cat),
-        "regulatory_met": pa.array(regulatory_met, pa.bool_()),
+        "european_category": strings_of(labels, cat),
+        "regulatory_met": arrow_of(regulatory_met, pa.bool_()),
         "regulatory_first_met": dates(reg_first, regulatory_met),
         "failed_trials": ints(failed_trials),
         "trials": ints(n_trials),
@@ -427,14 +414,14 @@ def stage_scan(
         "duration_only_trials": ints(duration_only_trials),
         "ect_courses": ints(ect_courses),
         "rtms_courses": ints(rtms_courses),
-        "severity": _str_array(severity_values or [None], np.clip(severity_code, 0, None),
+        "severity": strings_of(severity_values or [None], np.clip(severity_code, 0, None),
                                sev_known),
-        "bipolar": pa.array(bipolar, pa.bool_()),
-        "psychosis": pa.array(psychosis, pa.bool_()),
+        "bipolar": arrow_of(bipolar, pa.bool_()),
+        "psychosis": arrow_of(psychosis, pa.bool_()),
     }
     # persons are in rank order, which is person_id order: the table needs no sort
-    table = pa.Table.from_pydict(columns, schema=OUTPUT_SCHEMA)
-    with_mdd = int(_member(mdd_persons, people_sorted).sum())
+    table = pa.Table.from_arrays([columns[f.name] for f in OUTPUT_SCHEMA], schema=OUTPUT_SCHEMA)
+    with_mdd = len(mdd_persons)  # (rows of persons not in the person table are left out)
     lap("table")
     return ScanResult(persons=table, excluded_rows=excluded_rows, n_person=len(people_pid),
                       with_mdd=with_mdd, seconds=clock)

@@ -14,6 +14,7 @@ omop.yaml and the knowledge files by `scan.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import numba
@@ -26,30 +27,29 @@ def _compiled(function: F) -> F:
     return cast(F, numba.njit(cache=True, nogil=True, boundscheck=False)(function))
 
 
-# rows of the integer result (one column per candidate person)
-PERSON = 0
-N_EPISODES = 1
-ONSET = 2
-CUR_END = 3
-FAILED_TRIALS = 4
-CLASSES = 5
-FAILED_AGENTS = 6
-N_TCA = 7
-N_MAOI = 8
-N_CLS_TCA = 9
-N_CLS_MAOI = 10
-FIRST_START = 11
-LAST_END = 12
-N_TRIALS = 13
-ADEQUATE_TRIALS = 14
-DURATION_ONLY_TRIALS = 15
-AUG_USED = 16
-REG_AGENTS = 17
-REG_FIRST = 18
-ECT_COURSES = 19
-FAILED_ECT = 20
-RTMS_COURSES = 21
-N_INT = 22
+# rows of the integer result (one column per staged person; their ids come apart, as int64)
+N_EPISODES = 0
+ONSET = 1
+CUR_END = 2
+FAILED_TRIALS = 3
+CLASSES = 4
+FAILED_AGENTS = 5
+N_TCA = 6
+N_MAOI = 7
+N_CLS_TCA = 8
+N_CLS_MAOI = 9
+FIRST_START = 10
+LAST_END = 11
+N_TRIALS = 12
+ADEQUATE_TRIALS = 13
+DURATION_ONLY_TRIALS = 14
+AUG_USED = 15
+REG_AGENTS = 16
+REG_FIRST = 17
+ECT_COURSES = 18
+FAILED_ECT = 19
+RTMS_COURSES = 20
+N_INT = 21
 # rows of the float result
 MGH_TRIALS = 0
 SEVERITY_VALUE = 1
@@ -172,9 +172,193 @@ def _skip_to(ids: Any, i: int, n: int, person: int) -> int:
 
 
 @_compiled
+def _person_rank(P: Any, people: Any) -> Any:
+    """Each row's place in `people` (sorted, distinct), -1 when the person is not there: a
+    lookup table when the ids are dense enough, a binary search otherwise."""
+    n = len(P)
+    m = len(people)
+    rank = np.full(n, -1, np.int32)
+    if m == 0:
+        return rank
+    lo = people[0]
+    hi = people[m - 1]
+    if float(hi) - float(lo) <= 4.0 * m + 1024.0:
+        table = np.full(hi - lo + 1, -1, np.int32)
+        for k in range(m):
+            table[people[k] - lo] = k
+        for i in range(n):
+            if lo <= P[i] <= hi:
+                rank[i] = table[P[i] - lo]
+    else:
+        at = np.searchsorted(people, P)
+        for i in range(n):
+            if at[i] < m and people[at[i]] == P[i]:
+                rank[i] = at[i]
+    return rank
+
+
+@_compiled
+def _row_less(a: int, b: int, G: Any, S: Any, ID: Any) -> bool:
+    if G[a] != G[b]:
+        return bool(G[a] < G[b])
+    if S[a] != S[b]:
+        return bool(S[a] < S[b])
+    return bool(ID[a] < ID[b])
+
+
+@_compiled
+def _insertion_sort_rows(order: Any, lo: int, hi: int, G: Any, S: Any, ID: Any) -> None:
+    for i in range(lo + 1, hi):
+        v = order[i]
+        j = i - 1
+        while j >= lo and _row_less(v, order[j], G, S, ID):
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = v
+
+
+@_compiled
+def _sort_rows(order: Any, lo: int, hi: int, G: Any, S: Any, ID: Any, tmp: Any) -> None:
+    """order[lo:hi] by (agent, start, drug_exposure_id), stable: insertion sort on runs of 16
+    (a person's rows often arrive in order already), then merges."""
+    run = 16
+    for a in range(lo, hi, run):
+        _insertion_sort_rows(order, a, min(a + run, hi), G, S, ID)
+    width = run
+    while width < hi - lo:
+        for a in range(lo, hi, 2 * width):
+            mid = min(a + width, hi)
+            end = min(a + 2 * width, hi)
+            if mid >= end:
+                continue
+            i = a
+            j = mid
+            k = 0
+            while i < mid and j < end:
+                if _row_less(order[j], order[i], G, S, ID):
+                    tmp[k] = order[j]
+                    j += 1
+                else:
+                    tmp[k] = order[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                tmp[k] = order[i]
+                i += 1
+                k += 1
+            while j < end:
+                tmp[k] = order[j]
+                j += 1
+                k += 1
+            order[a:end] = tmp[:k]
+        width *= 2
+
+
+@_compiled
+def group_drug_rows(P: Any, G: Any, S: Any, ID: Any, is_ad: Any, skip: Any,
+                    people: Any) -> tuple[Any, Any]:
+    """The drug rows in the order `stage_persons` reads them, without moving them: per person
+    (in `people` order) its antidepressant rows, then per person its augmenter rows, each by
+    agent, start and drug_exposure_id. Rows marked `skip` (excluded, counted by the caller) and
+    rows of persons not in `people` are left out, as the pass would pass over them. A counting
+    sort on the person, then a sort within each person: linear in the rows, where a database
+    sort on five keys costs twice the read.
+    Returns (row numbers in that order, offsets: person k's antidepressant rows are
+    order[offsets[k]:offsets[k + 1]], its augmenter rows order[offsets[m + k]:offsets[m + k + 1]]
+    with m persons)."""
+    n = len(P)
+    m = len(people)
+    bucket = _person_rank(P, people)
+    offsets = np.zeros(2 * m + 1, np.int64)
+    for i in range(n):
+        if bucket[i] < 0 or skip[i]:
+            bucket[i] = -1
+            continue
+        if not is_ad[i]:
+            bucket[i] += m
+        offsets[bucket[i] + 1] += 1
+    longest = 0
+    for b in range(2 * m):
+        longest = max(longest, offsets[b + 1])
+        offsets[b + 1] += offsets[b]
+    fill = offsets[:-1].copy()
+    order = np.empty(offsets[2 * m], np.int64)
+    for i in range(n):
+        b = bucket[i]
+        if b >= 0:
+            order[fill[b]] = i
+            fill[b] += 1
+    tmp = np.empty(longest, np.int64)
+    for b in range(2 * m):
+        lo = offsets[b]
+        hi = offsets[b + 1]
+        if hi - lo > 16:
+            _sort_rows(order, lo, hi, G, S, ID, tmp)
+        elif hi - lo > 1:
+            _insertion_sort_rows(order, lo, hi, G, S, ID)
+    return order, offsets
+
+
+@_compiled
+def group_rows(P: Any, people: Any) -> Any:
+    """The rows of persons in `people` (sorted, distinct), grouped by person in that order, each
+    person's rows in their given order (a counting sort): the row numbers."""
+    m = len(people)
+    rank = _person_rank(P, people)
+    counts = np.zeros(m + 1, np.int64)
+    for r in rank:
+        if r >= 0:
+            counts[r + 1] += 1
+    for b in range(m):
+        counts[b + 1] += counts[b]
+    order = np.empty(counts[m], np.int64)
+    for i in range(len(P)):
+        r = rank[i]
+        if r >= 0:
+            order[counts[r]] = i
+            counts[r] += 1
+    return order
+
+
+@_compiled
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = y // 400  # (floor division: the algorithm's adjustment for negative years)
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+@_compiled
+def add_months(days: Any, months: int) -> Any:
+    """`date + INTERVAL months MONTH` on day numbers since 1970: the same day of the month,
+    clamped to the month's last day (as SQL and dateutil do)."""
+    out = np.empty(len(days), np.int64)
+    for i in range(len(days)):
+        z = days[i] + 719468
+        era = z // 146097
+        doe = z - era * 146097
+        yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+        y = yoe + era * 400
+        doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+        mp = (5 * doy + 2) // 153
+        d = doy - (153 * mp + 2) // 5 + 1
+        m = mp + 3 if mp < 10 else mp - 9
+        y += m <= 2
+        total = y * 12 + (m - 1) + months
+        y = total // 12
+        m = total % 12 + 1
+        last = _days_from_civil(y + (m == 12), 1 if m == 12 else m + 1, 1) \
+            - _days_from_civil(y, m, 1)
+        out[i] = _days_from_civil(y, m, min(d, last))
+    return out
+
+
+@_compiled
 def stage_persons(
-    tP: Any, tG: Any, tS: Any, tE: Any, tD: Any, tBad: Any,
-    aP: Any, aG: Any, aS: Any, aE: Any, aBad: Any,
+    P: Any, G: Any, S: Any, E: Any, D: Any, order: Any, ad_off: Any, aug_off: Any,
     mP: Any, mD: Any,
     rP: Any, rD: Any, rV: Any,
     eP: Any, eD: Any,
@@ -182,10 +366,11 @@ def stage_persons(
     people: Any,
     min_mg: Any, mech_idx: Any, cls_idx: Any, failure_code: Any,
     settings_int: Any, settings_float: Any,
-) -> tuple[Any, Any]:
+    out_p: Any, out_i: Any, out_f: Any, at: int,
+) -> int:
     """Every candidate person (an antidepressant row or an MDD diagnosis) in person_id order:
-    (int results [N_INT, n], float results [N_FLOAT, n]) for the staged ones (the current
-    episode kept), trimmed to n."""
+    the staged ones (the current episode kept) are written to columns at, at + 1, ... of out_p
+    (person ids), out_i [N_INT, .] and out_f [N_FLOAT, .]; returns how many."""
     same_gap = settings_int[SAME_GAP]
     washout = settings_int[WASHOUT]
     mdd_opens = settings_int[MDD_OPENS] != 0
@@ -212,22 +397,15 @@ def stage_persons(
     response_pct = settings_float[RESPONSE_PCT]
     partial_pct = settings_float[PARTIAL_PCT]
 
-    n_t, n_a, n_m = len(tP), len(aP), len(mP)
+    n_m = len(mP)
     n_people = len(people)
 
     # scratch sized to the longest per-person run
     longest_t = 1
-    i = 0
-    while i < n_t:
-        j = _run_end(tP, i, n_t, tP[i])
-        longest_t = max(longest_t, j - i)
-        i = j
     longest_a = 1
-    i = 0
-    while i < n_a:
-        j = _run_end(aP, i, n_a, aP[i])
-        longest_a = max(longest_a, j - i)
-        i = j
+    for r in range(n_people):
+        longest_t = max(longest_t, ad_off[r + 1] - ad_off[r])
+        longest_a = max(longest_a, aug_off[r + 1] - aug_off[r])
     longest_m = 1
     i = 0
     while i < n_m:
@@ -251,30 +429,26 @@ def stage_persons(
     picked = np.empty(longest_t, np.int64)
     reg_end = np.empty(longest_t, np.int64)
 
-    n_cand = min(n_m + n_t, n_people)  # an upper bound on the staged persons
-    out_i = np.zeros((N_INT, n_cand), np.int64)
-    out_f = np.zeros((N_FLOAT, n_cand), np.float64)
     n_out = 0
-    it = 0
-    ia = 0
     im = 0
     ir = 0
     ie = 0
     iq = 0
-    ip = 0
-    while it < n_t or im < n_m:
-        person = tP[it] if it < n_t and (im >= n_m or tP[it] <= mP[im]) else mP[im]
-        t0, it = _span(tP, it, person)
+    for rank in range(n_people):
+        # a candidate: an antidepressant row or an MDD diagnosis
+        person = people[rank]
+        t0 = ad_off[rank]
+        t1 = ad_off[rank + 1]
         m0, im = _span(mP, im, person)
-        a0, ia = _span(aP, ia, person)
+        m1 = im
+        if (t1 == t0 and m1 == m0) or (require_mdd and m1 == m0):
+            continue
+        a0 = aug_off[rank]
+        a1 = aug_off[rank + 1]
         r0, ir = _span(rP, ir, person)
         e0, ie = _span(eP, ie, person)
         q0, iq = _span(qP, iq, person)
-        t1, m1, a1, r1, e1, q1 = it, im, ia, ir, ie, iq
-        ip = _skip_to(people, ip, n_people, person)
-        in_people = ip < n_people and people[ip] == person
-        if not in_people or (require_mdd and m1 == m0):
-            continue
+        r1, e1, q1 = ir, ie, iq
 
         # ---- step 3: trials (islands per agent), days at an adequate dose, dose raised
         nt = 0
@@ -285,27 +459,28 @@ def stage_persons(
         prev_dose = np.nan
         prev_g = -1
         for i in range(t0, t1):
-            if tBad[i]:  # excluded rows (counted by the caller)
-                continue
-            g = tG[i]
-            if g != prev_g or tS[i] - run_max > same_gap:
+            row = order[i]
+            g = G[row]
+            s = S[row]
+            e = E[row]
+            if g != prev_g or s - run_max > same_gap:
                 prev_g = g
                 if nt > 0 and q_open:
                     tr_adays[nt - 1] += q_max - q_min
                 nt += 1
                 tr_agent[nt - 1] = g
-                tr_start[nt - 1] = tS[i]
-                tr_end[nt - 1] = tE[i]
+                tr_start[nt - 1] = s
+                tr_end[nt - 1] = e
                 tr_adays[nt - 1] = 0
                 tr_raised[nt - 1] = False
                 tr_dmiss[nt - 1] = False
-                run_max = tE[i]
+                run_max = e
                 q_open = False
                 prev_dose = np.nan
             else:
-                run_max = max(run_max, tE[i])
+                run_max = max(run_max, e)
                 tr_end[nt - 1] = run_max
-            dose = tD[i]
+            dose = D[row]
             low = min_mg[g]
             missing = np.isnan(dose)
             if missing:
@@ -315,15 +490,15 @@ def stage_persons(
             else:
                 qualifies = (not np.isnan(low)) and (not missing) and dose >= low
             if qualifies:
-                if not q_open or tS[i] > q_max:
+                if not q_open or s > q_max:
                     if q_open:
                         tr_adays[nt - 1] += q_max - q_min
                     q_open = True
-                    q_min = tS[i]
-                    q_max = tE[i]
+                    q_min = s
+                    q_max = e
                 else:
-                    q_min = min(q_min, tS[i])
-                    q_max = max(q_max, tE[i])
+                    q_min = min(q_min, s)
+                    q_max = max(q_max, e)
             if not missing and not np.isnan(low):
                 if dose > prev_dose and dose > low:
                     tr_raised[nt - 1] = True
@@ -336,17 +511,16 @@ def stage_persons(
         run_max = 0
         prev_g = -1
         for i in range(a0, a1):
-            if aBad[i]:
-                continue
-            if aG[i] != prev_g or aS[i] - run_max > aug_gap:
-                prev_g = aG[i]
+            row = order[i]
+            if G[row] != prev_g or S[row] - run_max > aug_gap:
+                prev_g = G[row]
                 na += 1
-                ag_agent[na - 1] = aG[i]
-                ag_start[na - 1] = aS[i]
-                ag_end[na - 1] = aE[i]
-                run_max = aE[i]
+                ag_agent[na - 1] = G[row]
+                ag_start[na - 1] = S[row]
+                ag_end[na - 1] = E[row]
+                run_max = E[row]
             else:
-                run_max = max(run_max, aE[i])
+                run_max = max(run_max, E[row])
                 ag_end[na - 1] = run_max
 
         # ---- step 2: episodes over spans of one agent's rows (and MDD diagnoses)
@@ -360,16 +534,15 @@ def stage_persons(
             run_max = 0
             prev_g = -1
             for i in range(t0, t1):
-                if tBad[i]:
-                    continue
-                if tG[i] != prev_g or tS[i] - run_max > washout:
-                    prev_g = tG[i]
-                    ev_start[ne] = tS[i]
-                    ev_end[ne] = tE[i]
-                    run_max = tE[i]
+                row = order[i]
+                if G[row] != prev_g or S[row] - run_max > washout:
+                    prev_g = G[row]
+                    ev_start[ne] = S[row]
+                    ev_end[ne] = E[row]
+                    run_max = E[row]
                     ne += 1
                 else:
-                    run_max = max(run_max, tE[i])
+                    run_max = max(run_max, E[row])
                     ev_end[ne - 1] = run_max
         if mdd_opens:
             for i in range(m0, m1):
@@ -554,8 +727,8 @@ def stage_persons(
                     severity = rV[j]
                     break
 
-        o = n_out
-        out_i[PERSON, o] = person
+        o = at + n_out
+        out_p[o] = person
         out_i[N_EPISODES, o] = n_episodes
         out_i[ONSET, o] = onset
         out_i[CUR_END, o] = cur_end
@@ -580,35 +753,112 @@ def stage_persons(
         out_f[MGH_TRIALS, o] = mgh
         out_f[SEVERITY_VALUE, o] = severity
         n_out += 1
-    return out_i[:, :n_out], out_f[:, :n_out]
+    return n_out
 
 
 # the dtype of each argument of `stage_persons`, in order: person ids int64, agent indexes and
-# day numbers int32, doses and readings float64, exclusion marks bool
-_ARG_TYPES = (np.int64, np.int32, np.int32, np.int32, np.float64, np.bool_,
-              np.int64, np.int32, np.int32, np.int32, np.bool_,
+# day numbers int32, doses and readings float64, row numbers and offsets int64
+_ARG_TYPES = (np.int64, np.int32, np.int32, np.int32, np.float64, np.int64, np.int64, np.int64,
               np.int64, np.int32, np.int64, np.int32, np.float64,
               np.int64, np.int32, np.int64, np.int32, np.int64,
               np.float64, np.int64, np.int64, np.int64, np.int64, np.float64)
+# ... and of `group_drug_rows`: person ids, agent, start, drug_exposure_id, marks, person table
+_GROUP_ARG_TYPES = (np.int64, np.int32, np.int32, np.int64, np.bool_, np.bool_, np.int64)
+# the sorted streams among `stage_persons`' arguments (their person-id column first), the person
+# ids, and the two offset arrays
+_STREAMS = ((8, 10), (10, 13), (13, 15), (15, 17))
+_PEOPLE = 17
+_AD_OFF = 6
+_AUG_OFF = 7
+# below this many persons a second thread costs more than it saves
+MIN_PERSONS_PER_THREAD = 50_000
 
 
-def run(*arrays: Any) -> tuple[Any, Any]:
-    """`stage_persons` on C-contiguous, read-only views of the stated dtypes (copies only where a
-    dtype differs): one compiled signature serves every call, whether a buffer comes from Arrow
-    (read-only) or from NumPy."""
+def _ready(arrays: tuple[Any, ...], types: tuple[Any, ...]) -> list[Any]:
+    """C-contiguous, read-only views of the stated dtypes (copies only where a dtype differs):
+    one compiled signature serves every call, whether a buffer comes from Arrow (read-only) or
+    from NumPy."""
     ready = []
-    for array, dtype in zip(arrays, _ARG_TYPES, strict=True):
+    for array, dtype in zip(arrays, types, strict=True):
         view = np.require(array, dtype, ("C", "A")).view()
         view.flags.writeable = False
         ready.append(view)
-    return stage_persons(*ready)
+    return ready
+
+
+def group_by_person(person_ids: Any, people: Any) -> Any:
+    """`group_rows` on int64 person ids and the sorted, distinct ids of the person table."""
+    return group_rows(*_ready((person_ids, people), (np.int64, np.int64)))
+
+
+def shift_months(days: Any, months: int) -> Any:
+    """`add_months` on any integer day numbers."""
+    if not months:
+        return np.asarray(days, np.int64)
+    return add_months(_ready((days,), (np.int64,))[0], int(months))
+
+
+def group_drugs(*arrays: Any) -> tuple[Any, Any]:
+    """`group_drug_rows` on the arrays, in the dtypes it is compiled for."""
+    return group_drug_rows(*_ready(arrays, _GROUP_ARG_TYPES))
+
+
+def run(*arrays: Any, threads: int = 1) -> tuple[Any, Any, Any]:
+    """`stage_persons` on the arrays, in the dtypes it is compiled for, with the offsets of
+    `group_drug_rows` (one array of 2m + 1) in place of its two offset arguments: (person ids,
+    int results [N_INT, n], float results [N_FLOAT, n]) of the n staged persons. With
+    threads > 1 the persons are cut into that many ranges, each staged on its own thread (the
+    compiled pass releases the GIL; persons are independent) into its own columns of the same
+    results, then moved together."""
+    offsets = arrays[_AD_OFF]
+    m = len(arrays[_PEOPLE - 1])  # (one offsets array: people one place earlier)
+    arrays = (*arrays[:_AD_OFF], offsets[:m + 1], offsets[m:], *arrays[_AD_OFF + 1:])
+    ready = _ready(arrays, _ARG_TYPES)
+    # written only where persons are staged: pages of the rest are never touched
+    out_p = np.zeros(m, np.int64)
+    out_i = np.zeros((N_INT, m), np.int32)
+    out_f = np.zeros((N_FLOAT, m), np.float64)
+    parts = max(1, min(threads, m // MIN_PERSONS_PER_THREAD))
+    bounds = [m * k // parts for k in range(parts + 1)]
+    calls = []
+    for k in range(parts):
+        lo, hi = bounds[k], bounds[k + 1]
+        part = list(ready)
+        part[_PEOPLE] = ready[_PEOPLE][lo:hi]
+        part[_AD_OFF] = ready[_AD_OFF][lo:hi + 1]
+        part[_AUG_OFF] = ready[_AUG_OFF][lo:hi + 1]
+        for first, past in _STREAMS:
+            ids = ready[first]
+            a = 0 if k == 0 else int(np.searchsorted(ids, ready[_PEOPLE][lo]))
+            b = len(ids) if k == parts - 1 else int(np.searchsorted(ids, ready[_PEOPLE][hi]))
+            for column in range(first, past):
+                part[column] = ready[column][a:b]
+        calls.append((*part, out_p, out_i, out_f, lo))
+    if parts == 1:
+        counts = [stage_persons(*calls[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=parts) as pool:
+            counts = list(pool.map(lambda call: stage_persons(*call), calls))
+    n = counts[0]
+    for k in range(1, parts):  # each range's staged persons, moved up behind the previous
+        lo, got = bounds[k], counts[k]
+        out_p[n:n + got] = out_p[lo:lo + got]
+        out_i[:, n:n + got] = out_i[:, lo:lo + got]
+        out_f[:, n:n + got] = out_f[:, lo:lo + got]
+        n += got
+    return out_p[:n], out_i[:, :n], out_f[:, :n]
 
 
 def warm_up() -> None:
-    """Load (or, the first time, compile) the kernel: a call on empty rows."""
+    """Load (or, the first time, compile) the kernels: a call on empty rows."""
     settings = np.zeros(N_SETTINGS_INT, np.int64)
     settings[REG_NEEDED] = 1
     arrays = [np.zeros(0, dtype) for dtype in _ARG_TYPES]
     arrays[-2] = settings
     arrays[-1] = np.zeros(N_SETTINGS_FLOAT)
-    run(*arrays)
+    arrays[_AD_OFF] = arrays[_AUG_OFF] = np.zeros(1, np.int64)
+    outputs = [np.zeros(0, np.int64), np.zeros((N_INT, 0), np.int32), np.zeros((N_FLOAT, 0)), 0]
+    stage_persons(*_ready(tuple(arrays), _ARG_TYPES), *outputs)
+    group_drugs(*[np.zeros(0, dtype) for dtype in _GROUP_ARG_TYPES])
+    shift_months(np.zeros(0, np.int64), 1)
+    group_by_person(np.zeros(0, np.int64), np.zeros(0, np.int64))
