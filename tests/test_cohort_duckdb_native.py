@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -71,8 +72,17 @@ def _same_table(got: pa.Table | None, want: pa.Table | None, what: str,
         raise AssertionError(f"{what}: row {first}: {rows_got[first]} vs {rows_want[first]}")
 
 
+def _unknown_dose_as_null(drugs: pa.Table) -> pa.Table:
+    """An unknown dose is null (the Ibis reader) or NaN (the native one, which the scan then
+    reads without a copy): the same for the scan."""
+    dose = drugs.column("dose")
+    known = pc.if_else(pc.is_nan(dose), pa.scalar(None, pa.float64()), dose)
+    return drugs.set_column(drugs.schema.get_field_index("dose"), "dose", known)
+
+
 def assert_same_inputs(got: ScanInputs, want: ScanInputs) -> None:
-    _same_table(got.drugs, want.drugs, "drugs", any_order=True)
+    _same_table(_unknown_dose_as_null(got.drugs), _unknown_dose_as_null(want.drugs), "drugs",
+                any_order=True)
     _same_table(got.people, want.people, "people", any_order=True)
     assert list(got.diagnoses) == list(want.diagnoses)
     for name in want.diagnoses:
@@ -128,7 +138,7 @@ def test_synthetic_database(synthetic: Path) -> None:
     assert first.drugs.num_rows > 1000 and first.readings is not None
     assert first.readings.num_rows > 0
     assert all(t is not None and t.num_rows > 0 for t in first.procedures.values())
-    assert first.drugs.column("dose").null_count < first.drugs.num_rows
+    assert _unknown_dose_as_null(first.drugs).column("dose").null_count < first.drugs.num_rows
 
 
 def test_synthetic_database_other_spec(synthetic: Path) -> None:

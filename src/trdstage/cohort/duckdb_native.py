@@ -427,7 +427,8 @@ _SETTINGS_SQL = [
 # drug_rows(..., day_numbers=True): drug_exposure rows of formulary agents up to the as-of date
 # (one per agent of the drug concept), period [start, end) in days since 1970 clipped to the
 # as-of date, the daily dose from drug_strength (an empty view when the table is missing: every
-# dose null, as without it), the two exclusion marks; in any order (the scan sorts them itself).
+# dose unknown, as without it; unknown is NaN), the two exclusion marks; in any order (the scan
+# sorts them itself).
 _DRUGS_SQL = """
 WITH strength AS (
     SELECT s.drug_concept_id, s.ingredient_concept_id, MAX(s.amount_value * u.factor) AS mg
@@ -457,7 +458,7 @@ SELECT
     CASE WHEN rx.quantity IS NOT NULL AND rx.days_supply IS NOT NULL AND rx.days_supply > 0
               AND rx.quantity >= 0 AND st.mg IS NOT NULL
          THEN st.mg * rx.quantity / CAST(rx.days_supply AS DOUBLE)
-         ELSE CAST(NULL AS DOUBLE) END AS dose,
+         ELSE CAST('NaN' AS DOUBLE) END AS dose,  -- NaN, not NULL: read without a copy
     rx.days_supply IS NOT NULL AND rx.days_supply < 0 AS bad_supply,
     NOT (rx.days_supply IS NOT NULL AND rx.days_supply < 0) AND rx.end_date IS NOT NULL
         AND rx.end_date < rx.start_date AS bad_end

@@ -23,7 +23,7 @@ class ScanInputs:
 
     - drugs: person_id int64, drug_exposure_id int64, agent_index int32 (place in
       `rules.agent_names`), is_ad bool, start int32 and end int32 (days since 1970; the period
-      [start, end) clipped to the as-of date), dose float64 (mg/day, null when unknown),
+      [start, end) clipped to the as-of date), dose float64 (mg/day; null or NaN when unknown),
       bad_supply bool, bad_end bool; in any order (the scan sorts them in its compiled pass, in
       linear time, where a database sort on five keys costs twice the read).
     - people: person_id int64, gender_concept_id int64, year_of_birth int32 (any order).

@@ -332,27 +332,45 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 
 
 @_compiled
+def _shift_day(day: int, months: int) -> int:
+    z = day + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y += m <= 2
+    total = y * 12 + (m - 1) + months
+    y = total // 12
+    m = total % 12 + 1
+    last = _days_from_civil(y + (m == 12), 1 if m == 12 else m + 1, 1) \
+        - _days_from_civil(y, m, 1)
+    return _days_from_civil(y, m, min(d, last))
+
+
+@_compiled
 def add_months(days: Any, months: int) -> Any:
     """`date + INTERVAL months MONTH` on day numbers since 1970: the same day of the month,
-    clamped to the month's last day (as SQL and dateutil do)."""
-    out = np.empty(len(days), np.int64)
-    for i in range(len(days)):
-        z = days[i] + 719468
-        era = z // 146097
-        doe = z - era * 146097
-        yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-        y = yoe + era * 400
-        doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-        mp = (5 * doy + 2) // 153
-        d = doy - (153 * mp + 2) // 5 + 1
-        m = mp + 3 if mp < 10 else mp - 9
-        y += m <= 2
-        total = y * 12 + (m - 1) + months
-        y = total // 12
-        m = total % 12 + 1
-        last = _days_from_civil(y + (m == 12), 1 if m == 12 else m + 1, 1) \
-            - _days_from_civil(y, m, 1)
-        out[i] = _days_from_civil(y, m, min(d, last))
+    clamped to the month's last day (as SQL and dateutil do). Many persons share a day: over a
+    span of days shorter than the array, each day is computed once and looked up."""
+    n = len(days)
+    out = np.empty(n, np.int64)
+    if n == 0:
+        return out
+    lo = days.min()
+    hi = days.max()
+    if hi - lo < n // 4:
+        table = np.empty(hi - lo + 1, np.int64)
+        for k in range(hi - lo + 1):
+            table[k] = _shift_day(lo + k, months)
+        for i in range(n):
+            out[i] = table[days[i] - lo]
+    else:
+        for i in range(n):
+            out[i] = _shift_day(days[i], months)
     return out
 
 
