@@ -1,12 +1,13 @@
-"""The cohort engine as one sorted read per table and one compiled pass (the single-machine path).
+"""The cohort engine as one read per table and one compiled pass (the single-machine path).
 
 `engine.build_plan` states every rule as one Ibis expression so that it runs inside any database
 (PostgreSQL, Spark). On one machine, the dozen window passes that expression needs cost far more
 than reading the rows once: here the database does what it is best at (filters, the joins to the
-concept and strength lookups, one sort; `scan_inputs.py`, or `duckdb_native.py` on DuckDB), the
-sequential rules (gaps and islands, the PHQ-9 baseline and endpoint, the switch and overlap
-tests, courses, per-person counts) run in one compiled pass over the sorted rows
-(`scan_kernel.py`), and every model's arithmetic runs here on the per-person counts. The rules
+concept and strength lookups; `scan_inputs.py`, or `duckdb_native.py` on DuckDB), the drug rows
+are grouped by person in linear time and the sequential rules (gaps and islands, the PHQ-9
+baseline and endpoint, the switch and overlap tests, courses, per-person counts) run in one
+compiled pass over them (`scan_kernel.py`, one thread per range of persons), and every model's
+arithmetic runs here on the per-person counts. The rules
 are the expression's, step for step (the kernel's comments name the step of `build_plan` each
 block mirrors), and the equivalence tests hold both paths to `engine.assess` on every person.
 """
@@ -145,7 +146,7 @@ def stage_scan(
     if isinstance(source, ScanInputs):
         inputs = source
     else:
-        say("reading drug_exposure (one sorted pass)")
+        say("reading drug_exposure (one pass)")
         inputs = read_scan_inputs(source.tables, concepts, as_of, policy, rules)
     drugs, people, readings = inputs.drugs, inputs.people, inputs.readings
     names = agent_names(concepts)

@@ -1,11 +1,14 @@
 """The scan engine's per-person pass, compiled (Numba): every sequential rule in one walk.
 
-The rows arrive sorted by person (antidepressant and augmenter rows each by person, agent, start,
-drug_exposure_id; MDD diagnosis days, PHQ-9 readings and procedure days by person and date). One
-loop visits the persons in person_id order, holding one cursor per stream, and applies the rules
-of `engine.build_plan` step for step (each block names its step); `stage_persons` returns the
-per-person counts from which `scan.py` computes every model's result. The compiled code is
-cached next to this file (or in NUMBA_CACHE_DIR) after the first run.
+The drug rows arrive in any order: `group_drug_rows` finds each person's antidepressant and
+augmenter rows, each ordered by agent, start and drug_exposure_id, without moving them (a counting
+sort; row numbers and offsets). MDD diagnosis days are grouped by person (`group_rows`); PHQ-9
+readings and procedure days arrive sorted by person and date. `stage_persons` visits the persons
+in person_id order, holding one cursor per sorted stream, and applies the rules of
+`engine.build_plan` step for step (each block names its step), writing the per-person counts
+from which `scan.py` computes every model's result; `run` cuts the persons into ranges staged on
+parallel threads. The compiled code is cached next to this file (or in NUMBA_CACHE_DIR) after the
+first run.
 
 Clinical numbers do not live here: every threshold arrives as an argument read from the policy,
 omop.yaml and the knowledge files by `scan.py`.
