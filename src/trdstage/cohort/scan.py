@@ -7,9 +7,9 @@ concept and strength lookups; `scan_inputs.py`, or `duckdb_native.py` on DuckDB)
 are grouped by person in linear time and the sequential rules (gaps and islands, the PHQ-9
 baseline and endpoint, the switch and overlap tests, courses, per-person counts) run in one
 compiled pass over them (`scan_kernel.py`, one thread per range of persons), and every model's
-arithmetic runs here on the per-person counts. The rules
-are the expression's, step for step (the kernel's comments name the step of `build_plan` each
-block mirrors), and the equivalence tests hold both paths to `engine.assess` on every person.
+arithmetic runs here on the per-person counts. The rules are the expression's, step for step (the
+kernel's comments name the step of `build_plan` each block mirrors), and the equivalence tests
+hold both paths to `engine.assess` on every person.
 """
 
 from __future__ import annotations
@@ -113,6 +113,9 @@ def _member(values: npt.NDArray[Any], pool: npt.NDArray[Any]) -> B:
         return np.zeros(len(values), dtype=bool)
     at = np.clip(np.searchsorted(pool, values), 0, len(pool) - 1)
     return np.asarray(pool[at] == values)
+
+
+# --------------------------------------------------------------------------- the scan
 
 
 def stage_scan(
