@@ -175,6 +175,19 @@ def _skip_to(ids: Any, i: int, n: int, person: int) -> int:
 
 
 @_compiled
+def _course(days: Any, k: int, end: int, gap: int) -> tuple[int, int, int]:
+    """Step 5: the course starting at days[k] (days sorted), sessions no more than `gap` days
+    apart: (the index after it, its last day, its sessions)."""
+    c_end = days[k]
+    sessions = 0
+    while k < end and (sessions == 0 or days[k] - c_end <= gap):
+        c_end = max(c_end, days[k])
+        sessions += 1
+        k += 1
+    return k, c_end, sessions
+
+
+@_compiled
 def _person_rank(P: Any, people: Any) -> Any:
     """Each row's place in `people` (sorted, distinct), -1 when the person is not there: a
     lookup table when the ids are dense enough, a binary search otherwise."""
@@ -258,6 +271,27 @@ def _sort_rows(order: Any, lo: int, hi: int, G: Any, S: Any, ID: Any, tmp: Any) 
 
 
 @_compiled
+def _counting_sort(bucket: Any, n_buckets: int) -> tuple[Any, Any]:
+    """Row numbers grouped by bucket (0 .. n_buckets - 1; rows in bucket -1 left out), each
+    bucket's rows in their given order, and the offsets: bucket b is order[offsets[b]:
+    offsets[b + 1]]."""
+    offsets = np.zeros(n_buckets + 1, np.int64)
+    for b in bucket:
+        if b >= 0:
+            offsets[b + 1] += 1
+    for b in range(n_buckets):
+        offsets[b + 1] += offsets[b]
+    fill = offsets[:-1].copy()
+    order = np.empty(offsets[n_buckets], np.int64)
+    for i in range(len(bucket)):
+        b = bucket[i]
+        if b >= 0:
+            order[fill[b]] = i
+            fill[b] += 1
+    return order, offsets
+
+
+@_compiled
 def group_drug_rows(P: Any, G: Any, S: Any, ID: Any, is_ad: Any, skip: Any,
                     people: Any) -> tuple[Any, Any]:
     """The drug rows in the order `stage_persons` reads them, without moving them: per person
@@ -269,28 +303,17 @@ def group_drug_rows(P: Any, G: Any, S: Any, ID: Any, is_ad: Any, skip: Any,
     Returns (row numbers in that order, offsets: person k's antidepressant rows are
     order[offsets[k]:offsets[k + 1]], its augmenter rows order[offsets[m + k]:offsets[m + k + 1]]
     with m persons)."""
-    n = len(P)
     m = len(people)
     bucket = _person_rank(P, people)
-    offsets = np.zeros(2 * m + 1, np.int64)
-    for i in range(n):
+    for i in range(len(P)):
         if bucket[i] < 0 or skip[i]:
             bucket[i] = -1
-            continue
-        if not is_ad[i]:
+        elif not is_ad[i]:
             bucket[i] += m
-        offsets[bucket[i] + 1] += 1
+    order, offsets = _counting_sort(bucket, 2 * m)
     longest = 0
     for b in range(2 * m):
-        longest = max(longest, offsets[b + 1])
-        offsets[b + 1] += offsets[b]
-    fill = offsets[:-1].copy()
-    order = np.empty(offsets[2 * m], np.int64)
-    for i in range(n):
-        b = bucket[i]
-        if b >= 0:
-            order[fill[b]] = i
-            fill[b] += 1
+        longest = max(longest, offsets[b + 1] - offsets[b])
     tmp = np.empty(longest, np.int64)
     for b in range(2 * m):
         lo = offsets[b]
@@ -306,20 +329,7 @@ def group_drug_rows(P: Any, G: Any, S: Any, ID: Any, is_ad: Any, skip: Any,
 def group_rows(P: Any, people: Any) -> Any:
     """The rows of persons in `people` (sorted, distinct), grouped by person in that order, each
     person's rows in their given order (a counting sort): the row numbers."""
-    m = len(people)
-    rank = _person_rank(P, people)
-    counts = np.zeros(m + 1, np.int64)
-    for r in rank:
-        if r >= 0:
-            counts[r + 1] += 1
-    for b in range(m):
-        counts[b + 1] += counts[b]
-    order = np.empty(counts[m], np.int64)
-    for i in range(len(P)):
-        r = rank[i]
-        if r >= 0:
-            order[counts[r]] = i
-            counts[r] += 1
+    order, _ = _counting_sort(_person_rank(P, people), len(people))
     return order
 
 
@@ -713,12 +723,7 @@ def stage_persons(
         k = e0
         while k < e1:
             c_start = eD[k]
-            c_end = eD[k]
-            sessions = 0
-            while k < e1 and (sessions == 0 or eD[k] - c_end <= ect_gap):
-                c_end = max(c_end, eD[k])
-                sessions += 1
-                k += 1
+            k, c_end, sessions = _course(eD, k, e1, ect_gap)
             if current_episode and c_start < onset:
                 continue
             ect_courses += 1
@@ -730,12 +735,7 @@ def stage_persons(
         k = q0
         while k < q1:
             c_start = qD[k]
-            c_end = qD[k]
-            sessions = 0
-            while k < q1 and (sessions == 0 or qD[k] - c_end <= rtms_gap):
-                c_end = max(c_end, qD[k])
-                sessions += 1
-                k += 1
+            k, c_end, _ = _course(qD, k, q1, rtms_gap)
             if current_episode and c_start < onset:
                 continue
             rtms_courses += 1
