@@ -10,12 +10,17 @@
   sorted by (agent, start, drug_exposure_id), as a plain Python sort gives them (dense and sparse
   person ids, persons with many rows).
 - `scan.stage_scan`: the same person table with one thread as with two or three.
+- batches: the ranges of person ids cover every id, each holding persons of the person table;
+  staging the drug rows in 1, 3 or 7 batches gives the same table and the same exclusions as
+  the in-database expression engine, on a database with rows of no person, of persons missing
+  from the person table (below, inside and above its ids) and rows left out.
 """
 
 from __future__ import annotations
 
 import calendar
 import itertools
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,6 +29,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -40,7 +46,9 @@ from trdstage.cohort.duckdb_native import (
     resolve_concepts_duckdb,
 )
 from trdstage.cohort.omop_io import write_duckdb
-from trdstage.cohort.scan import ScanResult, stage_scan
+from trdstage.cohort.rules import BAD_END, BAD_SUPPLY
+from trdstage.cohort.run import stage_cohort
+from trdstage.cohort.scan import ScanResult, _person_ranges, stage_scan
 from trdstage.cohort.synth import DEMO_AS_OF, synth_tables
 from trdstage.knowledge import load_policy
 from trdstage.knowledge.omop_schema import load_omop_spec
@@ -426,3 +434,90 @@ def test_threads_give_the_same_table(synthetic: Path, as_of: date, policy_name: 
         assert many.persons.equals(one.persons), f"{threads} threads"
         assert many.excluded_rows == one.excluded_rows
         assert (many.n_person, many.with_mdd) == (one.n_person, one.with_mdd)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@modest
+@given(people=st.lists(st.integers(INT64.min, INT64.max), unique=True, max_size=40),
+       batches=st.integers(1, 12))
+def test_person_ranges_cover_every_id(people: list[int], batches: int) -> None:
+    ids = np.array(sorted(people), np.int64)
+    ranges = _person_ranges(ids, batches)
+    assert len(ranges) == (min(batches, len(ids)) if len(ids) else 1)
+    assert ranges[0][0] == INT64.min and ranges[-1][1] == INT64.max
+    assert ranges[0][2] == 0 and ranges[-1][3] == len(ids)
+    for (_, last, _, past), (first, _, start, _) in itertools.pairwise(ranges):
+        assert first == last + 1 and start == past
+    for first, last, start, past in ranges:
+        assert first <= last
+        inside = [int(p) for p in ids if first <= p <= last]
+        assert inside == ids[start:past].tolist()
+        assert len(ids) == 0 or inside  # no empty range
+
+
+@pytest.fixture(scope="module")
+def untidy(tmp_path_factory: pytest.TempPathFactory, synthetic: Path) -> Path:
+    """The synthetic database with rows of no person, of persons missing from the person table
+    (below, inside and above its ids), negative supplies and ends before starts."""
+    path = tmp_path_factory.mktemp("batches") / "cdm.duckdb"
+    shutil.copy(synthetic, path)
+    con = duckdb.connect(str(path))
+    try:
+        for statement in (
+            "INSERT INTO drug_exposure BY NAME SELECT * REPLACE ("
+            " CASE drug_exposure_id % 4 WHEN 0 THEN NULL WHEN 1 THEN -7"
+            " WHEN 2 THEN person_id + 100000000 ELSE person_id END AS person_id,"
+            " drug_exposure_id + 100000000 AS drug_exposure_id,"
+            " CASE WHEN drug_exposure_id % 3 = 0 THEN -1 ELSE days_supply END AS days_supply)"
+            " FROM drug_exposure WHERE drug_exposure_id % 31 = 0",
+            "DELETE FROM person WHERE person_id % 11 = 0",
+            "UPDATE drug_exposure SET days_supply = -2 WHERE drug_exposure_id % 53 = 0",
+            "UPDATE drug_exposure SET drug_exposure_end_date = drug_exposure_start_date - 3"
+            " WHERE drug_exposure_id % 59 = 0",
+        ):
+            con.execute(statement)
+    finally:
+        con.close()
+    return path
+
+
+def test_batches_give_the_same_table(untidy: Path) -> None:
+    policy = load_policy("claims")
+    expression, expected = stage_cohort(str(untidy), DEMO_AS_OF, policy, engine="expression")
+    assert expected.excluded_rows[BAD_SUPPLY] > 0 and expected.excluded_rows[BAD_END] > 0
+    for batches in (1, 3, 7):
+        table, summary = stage_cohort(str(untidy), DEMO_AS_OF, policy, batches=batches)
+        assert summary.engine == "scan"
+        assert table.schema.equals(expression.schema)
+        assert table.equals(expression), f"{batches} batches"
+        assert summary.excluded_rows == expected.excluded_rows
+        assert summary.excluded_persons == expected.excluded_persons
+        assert summary.persons == expected.persons
+
+
+def test_batches_are_read_one_range_at_a_time(synthetic: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the default batch size lowered, the drug rows are read in that many ranges (and once
+    more for the rows of no person), each range's rows only."""
+    from trdstage.cohort import duckdb_native, scan
+
+    seen: list[tuple[int, int, int]] = []
+    between = duckdb_native._DuckDrugRows.between
+
+    def counted(self: Any, first: int, last: int) -> pa.Table:
+        rows = between(self, first, last)
+        ids = rows["person_id"].to_pylist()
+        assert all(first <= p <= last for p in ids)
+        seen.append((first, last, len(ids)))
+        return rows
+
+    monkeypatch.setattr(duckdb_native._DuckDrugRows, "between", counted)
+    monkeypatch.setattr(scan, "PERSONS_PER_BATCH", 400)
+    steps: list[str] = []
+    table, _ = stage_cohort(str(synthetic), DEMO_AS_OF, load_policy("claims"), step=steps.append)
+    assert len(seen) == 4  # 1500 persons, 400 a batch
+    assert sum(n for _, _, n in seen) > 1000
+    assert sum("batch 4 of 4" in s for s in steps) == 1
+    assert table.num_rows > 100

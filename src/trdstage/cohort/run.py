@@ -19,7 +19,6 @@ from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import Concepts, OmopSource, open_omop, resolve_concepts
 from trdstage.cohort.rules import check_policy
 from trdstage.cohort.scan import stage_scan
-from trdstage.cohort.scan_inputs import ScanInputs
 from trdstage.domain import Policy
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
@@ -183,6 +182,7 @@ def stage_cohort(
     spec: OmopSpec | None = None,
     step: Step | None = None,
     engine: str = "auto",
+    batches: int | None = None,
 ) -> tuple[pa.Table, Summary]:
     """Stage every person; write the results to `out` (Parquet) and/or `results_schema`.
 
@@ -190,7 +190,8 @@ def stage_cohort(
     PostgreSQL, Spark); `scan` reads each table once and runs the sequential rules as one
     compiled pass on this machine (`cohort/scan.py`, about nine times faster on DuckDB);
     `auto` (default) takes `scan` on DuckDB and `expression` elsewhere. Both give the same
-    table (tests/test_cohort_equivalence.py)."""
+    table (tests/test_cohort_equivalence.py). `batches`: the scan's ranges of persons
+    (`scan.stage_scan`; default by the number of persons)."""
     if engine not in ENGINES:
         raise InputError("--engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
     spec = spec or load_omop_spec()
@@ -209,8 +210,8 @@ def stage_cohort(
         # DuckDB's own SQL, no Ibis: the single-machine default starts in a fraction of the time
         from trdstage.cohort.duckdb_native import (
             open_duckdb,
-            read_scan_inputs_duckdb,
             resolve_concepts_duckdb,
+            scan_inputs_duckdb,
         )
 
         duck = open_duckdb(url, spec)
@@ -233,11 +234,14 @@ def stage_cohort(
     try:
         if engine == "scan":
             say("reading the rows (one pass per table)")
-            inputs: OmopSource | ScanInputs = read_scan_inputs_duckdb(
-                duck, concepts, as_of, policy, spec.rules) if opened is None else opened
             if opened is None:
-                clock["read"] = time.perf_counter() - t1
-            scanned = stage_scan(inputs, concepts, as_of, policy, spec, step=say)
+                with scan_inputs_duckdb(duck, concepts, as_of, policy, spec.rules) as inputs:
+                    clock["read"] = time.perf_counter() - t1
+                    scanned = stage_scan(inputs, concepts, as_of, policy, spec, step=say,
+                                         batches=batches)
+            else:
+                scanned = stage_scan(opened, concepts, as_of, policy, spec, step=say,
+                                     batches=batches)
             clock.update({f"scan_{part}": v for part, v in scanned.seconds.items()
                           if part != "read" or opened is not None})
             table, excl_rows = scanned.persons, scanned.excluded_rows

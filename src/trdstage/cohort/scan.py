@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -39,7 +42,7 @@ from trdstage.cohort.rules import (
     check_policy,
     class_of,
 )
-from trdstage.cohort.scan_inputs import ScanInputs, read_scan_inputs
+from trdstage.cohort.scan_inputs import DrugRows, ScanInputs, read_scan_inputs
 from trdstage.domain import MissingDose, Policy, Scope
 from trdstage.knowledge import Knowledge, load_knowledge
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
@@ -50,6 +53,14 @@ B = npt.NDArray[np.bool_]
 Step = Callable[[str], None]
 
 EPOCH = date(1970, 1, 1)
+# The drug rows are read and staged a range of persons at a time: the read of one range overlaps
+# the staging of the one before (DuckDB and the compiled pass both release the GIL), and memory
+# holds a few ranges' rows, not every row. A range is one read of drug_exposure, which skips the
+# row groups outside it when the table is stored in person order (as OMOP loads usually are);
+# otherwise every read scans the whole table, hence the cap.
+PERSONS_PER_BATCH = 250_000
+MAX_BATCHES = 16
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 OUTPUT_SCHEMA = pa.schema([
     ("person_id", pa.int64()), ("episode", pa.int64()), ("n_episodes", pa.int64()),
@@ -115,6 +126,102 @@ def _member(values: npt.NDArray[Any], pool: npt.NDArray[Any]) -> B:
     return np.asarray(pool[at] == values)
 
 
+# --------------------------------------------------------------------------- drug rows, in batches
+
+
+def _batch_count(persons: int) -> int:
+    return max(1, min(MAX_BATCHES, -(-persons // PERSONS_PER_BATCH)))
+
+
+def _person_ranges(people: I64, batches: int) -> list[tuple[int, int, int, int]]:
+    """`batches` ranges of person ids covering every int64, cut at persons of the (sorted,
+    distinct) person table so that each holds about as many: (first id, last id, first person's
+    place, past the last person's place)."""
+    m = len(people)
+    cuts = sorted({m * k // batches for k in range(1, batches)} - {0, m}) if m else []
+    places = [0, *cuts, m]
+    firsts = [INT64_MIN, *(int(people[c]) for c in cuts)]
+    lasts = [*(int(people[c]) - 1 for c in cuts), INT64_MAX]
+    return [(firsts[i], lasts[i], places[i], places[i + 1]) for i in range(len(firsts))]
+
+
+def _slice_streams(streams: tuple[Any, ...], first: int, last: int) -> list[Any]:
+    """The rows of persons first .. last of the sorted streams (mdd, PHQ-9, ECT, rTMS: each a
+    person-id column followed by its other columns)."""
+    out: list[Any] = []
+    for lo_col, hi_col in ((0, 2), (2, 5), (5, 7), (7, 9)):
+        ids = streams[lo_col]
+        a = int(np.searchsorted(ids, first, "left"))
+        b = int(np.searchsorted(ids, last, "right"))
+        out.extend(column[a:b] for column in streams[lo_col:hi_col])
+    return out
+
+
+def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any, ...],
+                     tail: tuple[Any, ...], batches: int, threads: int,
+                     say: Step) -> tuple[I64, Any, Any, dict[str, int]]:
+    """The compiled pass over every person, the drug rows read a range of persons at a time
+    (one range when they come as a table): each range is grouped and staged on a worker thread
+    while the next is read. Returns the staged persons' ids, int and float results (in person_id
+    order) and the drug rows left out (negative supply, end before start)."""
+    from trdstage.cohort import scan_kernel as sk
+
+    if isinstance(drugs, pa.Table):
+        table = drugs
+        reads: list[tuple[int, int, Callable[[], pa.Table]]] = [(0, len(people), lambda: table)]
+    else:
+        reads = [(a, b, partial(drugs.between, first, last))
+                 for first, last, a, b in _person_ranges(people, batches)]
+        reads.append((0, 0, drugs.without_person))
+    out = sk.new_results(len(people))
+
+    def stage(rows: pa.Table, a: int, b: int) -> tuple[int, Counter[str]]:
+        bad: Counter[str] = Counter()
+        skip = ~numpy_of(pc.is_valid(rows["person_id"]), np.bool_)
+        for reason, column in ((BAD_SUPPLY, "bad_supply"), (BAD_END, "bad_end")):
+            marked = numpy_of(rows[column], np.bool_, False)
+            bad[reason] += int(np.count_nonzero(marked))
+            skip |= marked
+        if a == b:
+            return 0, bad
+        persons = people[a:b]
+        P = numpy_of(rows["person_id"], np.int64, 0)
+        G = numpy_of(rows["agent_index"], np.int32)
+        S = numpy_of(rows["start"], np.int32)
+        order, offsets = sk.group_drugs(
+            P, G, S, numpy_of(rows["drug_exposure_id"], np.int64, INT64_MAX),
+            numpy_of(rows["is_ad"], np.bool_), skip, persons)
+        staged = sk.run_into(
+            out, a, P, G, S, numpy_of(rows["end"], np.int32),
+            numpy_of(rows["dose"], np.float64, np.nan), order, offsets,
+            *_slice_streams(streams, int(persons[0]), int(persons[-1])), persons, *tail,
+            threads=threads)
+        return staged, bad
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-scan") as worker:
+        staging: list[Future[tuple[int, Counter[str]]]] = []
+        for i, (a, b, read) in enumerate(reads):
+            if len(reads) > 2 and b > a:
+                say(f"staging persons {a + 1:,} to {b:,} of {len(people):,} "
+                    f"(batch {i + 1} of {len(reads) - 1})")
+            got = read()
+            if len(staging) >= 2:  # at most two ranges' rows wait in memory
+                staging[-2].result()
+            staging.append(worker.submit(stage, got, a, b))
+        results = [f.result() for f in staging]
+    n = 0
+    bad_rows: Counter[str] = Counter()
+    out_p, out_i, out_f = out
+    for (a, _, _), (staged, bad) in zip(reads, results, strict=True):
+        if staged and a != n:  # each range's staged persons, moved up behind the previous
+            out_p[n:n + staged] = out_p[a:a + staged]
+            out_i[:, n:n + staged] = out_i[:, a:a + staged]
+            out_f[:, n:n + staged] = out_f[:, a:a + staged]
+        n += staged
+        bad_rows += bad
+    return out_p[:n], out_i[:, :n], out_f[:, :n], dict(bad_rows)
+
+
 # --------------------------------------------------------------------------- the scan
 
 
@@ -127,10 +234,12 @@ def stage_scan(
     knowledge: Knowledge | None = None,
     step: Step | None = None,
     threads: int | None = None,
+    batches: int | None = None,
 ) -> ScanResult:
     """Every person's staging, as `build_plan(...).persons` gives it, ordered by person_id.
     `threads`: how many threads the compiled pass may use (default: the cores this process may
-    run on)."""
+    run on). `batches`: in how many ranges of person ids the drug rows are read and staged when
+    `DrugRows` reads them (default: one per PERSONS_PER_BATCH persons, at most MAX_BATCHES)."""
     check_policy(policy)
     threads = threads or _cores()
     spec = spec or load_omop_spec()
@@ -145,13 +254,13 @@ def stage_scan(
     duration_only = policy.missing_dose is MissingDose.duration_only
     failure = {o.value for o in policy.failure_outcomes}
 
-    # ------------------------------------------------------------ one sorted read per table
+    # ------------------------------------------------------------ one read per table
     if isinstance(source, ScanInputs):
         inputs = source
     else:
         say("reading drug_exposure (one pass)")
         inputs = read_scan_inputs(source.tables, concepts, as_of, policy, rules)
-    drugs, people, readings = inputs.drugs, inputs.people, inputs.readings
+    people, readings = inputs.people, inputs.readings
     names = agent_names(concepts)
     cond: dict[str, tuple[I64, I32]] = {
         name: (numpy_of(sub["person_id"], np.int64, what=f"{name} person_id"),
@@ -170,22 +279,9 @@ def stage_scan(
         clock[name] = now - mark[0]
         mark[0] = now
 
-    # ------------------------------------------------------------ the rows, as arrays
+    # ------------------------------------------------------------ the other rows, as arrays
     people_pid = numpy_of(people["person_id"], np.int64, what="person.person_id")
     people_sorted = _unique(people_pid)
-    skip = ~numpy_of(pc.is_valid(drugs["person_id"]), np.bool_)
-    for reason, column in ((BAD_SUPPLY, "bad_supply"), (BAD_END, "bad_end")):
-        bad = numpy_of(drugs[column], np.bool_, False)
-        n_bad = int(np.count_nonzero(bad))
-        if n_bad:  # left out of the pass, counted here
-            excluded_rows[reason] = n_bad
-            skip |= bad
-    P = numpy_of(drugs["person_id"], np.int64, 0)
-    G = numpy_of(drugs["agent_index"], np.int32)
-    S = numpy_of(drugs["start"], np.int32)
-    order, offsets = sk.group_drugs(
-        P, G, S, numpy_of(drugs["drug_exposure_id"], np.int64, np.iinfo(np.int64).max),
-        numpy_of(drugs["is_ad"], np.bool_), skip, people_sorted)
     mdd_p, mdd_d = cond["mdd"]
     by_person = sk.group_by_person(mdd_p, people_sorted)
     mdd_p, mdd_d = mdd_p[by_person], mdd_d[by_person]
@@ -264,15 +360,14 @@ def stage_scan(
         settings_float[index] = float(number)
     lap("arrays")
 
-    # ------------------------------------------------------------ every person, one pass
-    say("staging every person (compiled scan)")
-    out_p, out_i, out_f = sk.run(
-        P, G, S, numpy_of(drugs["end"], np.int32), numpy_of(drugs["dose"], np.float64, np.nan),
-        order, offsets, mdd_p, mdd_d,
-        r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"], people_sorted,
-        min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float,
-        threads=threads)
-    lap("persons")
+    # ------------------------------------------------------------ every person, in batches
+    streams = (mdd_p, mdd_d, r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"])
+    tail = (min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float)
+    out_p, out_i, out_f, bad_rows = _stage_drug_rows(
+        inputs.drugs, people_sorted, streams, tail, batches or _batch_count(len(people_sorted)),
+        threads, say)
+    excluded_rows.update(bad_rows)
+    lap("drugs")
     cur_pid = out_p
     n_cur = len(cur_pid)
     cur_n = out_i[sk.N_EPISODES]

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from trdstage.adapters.omop import Concepts
 from trdstage.domain import Policy
+
+
+class DrugRows(Protocol):
+    """The drug rows read a range of persons at a time (the scan stages persons in batches)."""
+
+    def between(self, first: int, last: int) -> pa.Table:
+        """The rows of persons with first <= person_id <= last."""
+
+    def without_person(self) -> pa.Table:
+        """The rows whose person_id is null (counted among the exclusions, staged for no one)."""
 
 
 @dataclass
@@ -25,7 +35,8 @@ class ScanInputs:
       `rules.agent_names`), is_ad bool, start int32 and end int32 (days since 1970; the period
       [start, end) clipped to the as-of date), dose float64 (mg/day; null or NaN when unknown),
       bad_supply bool, bad_end bool; in any order (the scan sorts them in its compiled pass, in
-      linear time, where a database sort on five keys costs twice the read).
+      linear time, where a database sort on five keys costs twice the read). Either the table
+      of every row or a `DrugRows` that reads them a range of persons at a time.
     - people: person_id int64, gender_concept_id int64, year_of_birth int32 (any order).
     - diagnoses: per concept set (mdd, bipolar, psychosis): person_id int64, d date32 (any order).
     - readings: PHQ-9 totals (None when the policy or database has none): person_id int64,
@@ -34,7 +45,7 @@ class ScanInputs:
       ordered by person_id, s.
     """
 
-    drugs: pa.Table
+    drugs: pa.Table | DrugRows
     people: pa.Table
     diagnoses: dict[str, pa.Table]
     readings: pa.Table | None
@@ -71,4 +82,4 @@ def read_scan_inputs(tables: dict[str, Any], concepts: Concepts, as_of: date, po
                       procedures=procedures)
 
 
-__all__ = ["ScanInputs", "read_scan_inputs"]
+__all__ = ["DrugRows", "ScanInputs", "read_scan_inputs"]

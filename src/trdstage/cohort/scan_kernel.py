@@ -827,18 +827,29 @@ def group_drugs(*arrays: Any) -> tuple[Any, Any]:
 def run(*arrays: Any, threads: int = 1) -> tuple[Any, Any, Any]:
     """`stage_persons` on the arrays, in the dtypes it is compiled for, with the offsets of
     `group_drug_rows` (one array of 2m + 1) in place of its two offset arguments: (person ids,
-    int results [N_INT, n], float results [N_FLOAT, n]) of the n staged persons. With
+    int results [N_INT, n], float results [N_FLOAT, n]) of the n staged persons (`run_into`)."""
+    out = new_results(len(arrays[_PEOPLE - 1]))
+    n = run_into(out, 0, *arrays, threads=threads)
+    return out[0][:n], out[1][:, :n], out[2][:, :n]
+
+
+def new_results(m: int) -> tuple[Any, Any, Any]:
+    """Room for the results of m persons: (person ids, int results, float results). Zeros,
+    written only where persons are staged: pages of the rest are never touched."""
+    return np.zeros(m, np.int64), np.zeros((N_INT, m), np.int32), np.zeros((N_FLOAT, m))
+
+
+def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1) -> int:
+    """`run`, writing the n staged persons of the m in the arrays' person table to columns
+    at .. at + n - 1 of `out` (`new_results`, room for m from `at`); returns n. With
     threads > 1 the persons are cut into that many ranges, each staged on its own thread (the
-    compiled pass releases the GIL; persons are independent) into its own columns of the same
-    results, then moved together."""
+    compiled pass releases the GIL; persons are independent) into its own columns, then moved
+    together."""
+    out_p, out_i, out_f = out
     offsets = arrays[_AD_OFF]
     m = len(arrays[_PEOPLE - 1])  # (one offsets array: people one place earlier)
     arrays = (*arrays[:_AD_OFF], offsets[:m + 1], offsets[m:], *arrays[_AD_OFF + 1:])
     ready = _ready(arrays, _ARG_TYPES)
-    # written only where persons are staged: pages of the rest are never touched
-    out_p = np.zeros(m, np.int64)
-    out_i = np.zeros((N_INT, m), np.int32)
-    out_f = np.zeros((N_FLOAT, m), np.float64)
     parts = max(1, min(threads, m // MIN_PERSONS_PER_THREAD))
     bounds = [m * k // parts for k in range(parts + 1)]
     calls = []
@@ -854,7 +865,7 @@ def run(*arrays: Any, threads: int = 1) -> tuple[Any, Any, Any]:
             b = len(ids) if k == parts - 1 else int(np.searchsorted(ids, ready[_PEOPLE][hi]))
             for column in range(first, past):
                 part[column] = ready[column][a:b]
-        calls.append((*part, out_p, out_i, out_f, lo))
+        calls.append((*part, out_p, out_i, out_f, at + lo))
     if parts == 1:
         counts = [stage_persons(*calls[0])]
     else:
@@ -862,12 +873,12 @@ def run(*arrays: Any, threads: int = 1) -> tuple[Any, Any, Any]:
             counts = list(pool.map(lambda call: stage_persons(*call), calls))
     n = counts[0]
     for k in range(1, parts):  # each range's staged persons, moved up behind the previous
-        lo, got = bounds[k], counts[k]
-        out_p[n:n + got] = out_p[lo:lo + got]
-        out_i[:, n:n + got] = out_i[:, lo:lo + got]
-        out_f[:, n:n + got] = out_f[:, lo:lo + got]
+        lo, got = at + bounds[k], counts[k]
+        out_p[at + n:at + n + got] = out_p[lo:lo + got]
+        out_i[:, at + n:at + n + got] = out_i[:, lo:lo + got]
+        out_f[:, at + n:at + n + got] = out_f[:, lo:lo + got]
         n += got
-    return out_p[:n], out_i[:, :n], out_f[:, :n]
+    return int(n)
 
 
 def warm_up() -> None:
