@@ -114,7 +114,7 @@ def _first_of_groups(*keys: npt.NDArray[Any]) -> B:
 
 def _unique(values: npt.NDArray[Any]) -> I64:
     """Sorted distinct values (a sort and one comparison: faster here than np.unique's hash)."""
-    ordered = np.sort(values)
+    ordered = np.sort(values, kind="stable")  # (radix sort on integers: fast when sorted)
     return ordered[_first_of_groups(ordered)]
 
 
@@ -476,7 +476,7 @@ def stage_scan(
     # ------------------------------------------------------------ the table
     gender = numpy_of(people["gender_concept_id"], np.float64, np.nan)
     yob = numpy_of(people["year_of_birth"], np.float64, np.nan)
-    by_id = np.argsort(people_pid)
+    by_id = np.argsort(people_pid, kind="stable")
     where = by_id[np.searchsorted(people_pid, cur_pid, sorter=by_id)]
     g = gender[where]
     sexes = load_omop_spec().gender
