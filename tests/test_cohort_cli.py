@@ -82,24 +82,29 @@ def test_stage_and_report(tmp_path: Path, synthetic: Path) -> None:
 
 
 def test_both_engines_write_the_same_results(tmp_path: Path, synthetic: Path) -> None:
-    """`--engine scan` (the DuckDB default) and `--engine expression` write identical tables and
-    the same summary counts; an unknown engine is refused before anything is written."""
+    """`--engine scan` (the DuckDB default, also in 5 batches) and `--engine expression` write
+    identical tables and the same summary counts; an unknown engine and a batch count below 1
+    are refused before anything is written."""
     tables, facts = {}, {}
-    for engine in ("scan", "expression"):
-        out, summary = tmp_path / f"{engine}.parquet", tmp_path / f"{engine}.json"
+    for name, options in (("scan", ["--engine", "scan"]),
+                          ("batches", ["--engine", "scan", "--batches", "5"]),
+                          ("expression", ["--engine", "expression"])):
+        out, summary = tmp_path / f"{name}.parquet", tmp_path / f"{name}.json"
         result = runner.invoke(app, ["cohort", "stage", "--omop", str(synthetic), "--out",
-                                     str(out), "--as-of", AS_OF, "--engine", engine,
+                                     str(out), "--as-of", AS_OF, *options,
                                      "--summary-json", str(summary)])
         assert result.exit_code == 0, result.output
-        tables[engine] = pq.read_table(out)
-        facts[engine] = {k: v for k, v in json.loads(summary.read_text()).items()
-                         if k not in ("seconds", "engine", "output")}
+        tables[name] = pq.read_table(out)
+        facts[name] = {k: v for k, v in json.loads(summary.read_text()).items()
+                       if k not in ("seconds", "engine", "output")}
     assert tables["scan"].equals(tables["expression"])
-    assert facts["scan"] == facts["expression"]
+    assert tables["batches"].equals(tables["expression"])
+    assert facts["scan"] == facts["expression"] == facts["batches"]
     bad = tmp_path / "bad.parquet"
-    result = runner.invoke(app, ["cohort", "stage", "--omop", str(synthetic), "--out", str(bad),
-                                 "--engine", "turbo"])
-    assert result.exit_code == 2 and "--engine" in result.output and not bad.exists()
+    for options in (["--engine", "turbo"], ["--batches", "0"]):
+        result = runner.invoke(app, ["cohort", "stage", "--omop", str(synthetic), "--out",
+                                     str(bad), *options])
+        assert result.exit_code == 2 and options[0] in result.output and not bad.exists()
 
 
 def test_results_schema_in_duckdb(tmp_path: Path) -> None:

@@ -69,6 +69,11 @@ def stage(
         "--engine", help="scan: read each table once and stage on this machine (fast on "
         "DuckDB); expression: stage inside the database (one Ibis expression, for PostgreSQL "
         "and Spark); auto: scan on DuckDB, expression elsewhere.")] = "auto",
+    batches: Annotated[int | None, typer.Option(
+        "--batches", min=1, help="Scan engine: in how many ranges of person ids the drug rows "
+        "are read and staged (default: one per 250,000 persons, at most 16). Use 1 when "
+        "drug_exposure is not stored in person order: each range reads the whole table.")
+    ] = None,
 ) -> None:
     """Stage every person of an OMOP database under every model."""
     from trdstage.adapters.output import write_atomic
@@ -83,7 +88,8 @@ def stage(
             task = progress.add_task("starting", total=None)
             table, summary = stage_cohort(
                 omop, when, chosen, out=out, results_schema=results_schema,
-                step=lambda msg: progress.update(task, description=msg), engine=engine)
+                step=lambda msg: progress.update(task, description=msg), engine=engine,
+                batches=batches)
     except (InputError, KnowledgeError) as exc:
         fail(str(exc))
     _print_summary(table, summary, chosen.name, when)

@@ -194,6 +194,8 @@ def stage_cohort(
     (`scan.stage_scan`; default by the number of persons)."""
     if engine not in ENGINES:
         raise InputError("--engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
+    if batches is not None and batches < 1:
+        raise InputError("--batches", f"{batches} is not a number of batches (1 or more)")
     spec = spec or load_omop_spec()
     check_policy(policy)
     on_duckdb = not str(url).startswith(NOT_DUCKDB)
