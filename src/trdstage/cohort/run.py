@@ -188,7 +188,7 @@ def stage_cohort(
 
     `engine`: `expression` runs the whole staging inside the database (one Ibis expression:
     PostgreSQL, Spark); `scan` reads each table once and runs the sequential rules as one
-    compiled pass on this machine (`cohort/scan.py`, about nine times faster on DuckDB);
+    compiled pass on this machine (`cohort/scan.py`, about eleven times faster on DuckDB);
     `auto` (default) takes `scan` on DuckDB and `expression` elsewhere. Both give the same
     table (tests/test_cohort_equivalence.py). `batches`: the scan's ranges of persons
     (`scan.stage_scan`; default by the number of persons)."""
