@@ -278,12 +278,14 @@ def stage_cohort(
         excluded["no antidepressant and no MDD diagnosis"] = n_person - staged
     t2 = time.perf_counter()
     written = []
-    if out is not None:
-        say(f"writing {out}")
-        write_parquet_atomic(out, table)
-        written.append(str(out))
-    if closing is not None:
-        closing.join()
+    try:
+        if out is not None:
+            say(f"writing {out}")
+            write_parquet_atomic(out, table)
+            written.append(str(out))
+    finally:
+        if closing is not None:
+            closing.join()
     if results_schema:
         say(f"writing {results_schema}.{RESULTS_TABLE}")
         if opened is None:
