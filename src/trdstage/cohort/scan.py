@@ -147,18 +147,6 @@ def _person_ranges(people: I64, batches: int) -> list[tuple[int, int, int, int]]
     return [(firsts[i], lasts[i], places[i], places[i + 1]) for i in range(len(firsts))]
 
 
-def _slice_streams(streams: tuple[Any, ...], first: int, last: int) -> list[Any]:
-    """The rows of persons first .. last of the sorted streams (mdd, PHQ-9, ECT, rTMS: each a
-    person-id column followed by its other columns)."""
-    out: list[Any] = []
-    for lo_col, hi_col in ((0, 2), (2, 5), (5, 7), (7, 9)):
-        ids = streams[lo_col]
-        a = int(np.searchsorted(ids, first, "left"))
-        b = int(np.searchsorted(ids, last, "right"))
-        out.extend(column[a:b] for column in streams[lo_col:hi_col])
-    return out
-
-
 def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any, ...],
                      tail: tuple[Any, ...], batches: int, threads: int,
                      say: Step) -> tuple[I64, Any, Any, dict[str, int]]:
@@ -196,7 +184,7 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
         staged = sk.run_into(
             out, a, P, G, S, numpy_of(rows["end"], np.int32),
             numpy_of(rows["dose"], np.float64, np.nan), order, offsets,
-            *_slice_streams(streams, int(persons[0]), int(persons[-1])), persons, *tail,
+            *streams, persons, *tail,
             threads=threads)
         return staged, bad
 
@@ -213,14 +201,11 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
         results = [f.result() for f in staging]
     n = 0
     bad_rows: Counter[str] = Counter()
-    out_p, out_i, out_f = out
     for (a, _, _), (staged, bad) in zip(reads, results, strict=True):
-        if staged and a != n:  # each range's staged persons, moved up behind the previous
-            out_p[n:n + staged] = out_p[a:a + staged]
-            out_i[:, n:n + staged] = out_i[:, a:a + staged]
-            out_f[:, n:n + staged] = out_f[:, a:a + staged]
+        sk.move_results(out, a, n, staged)  # each range's staged persons, behind the previous
         n += staged
         bad_rows += bad
+    out_p, out_i, out_f = out
     return out_p[:n], out_i[:, :n], out_f[:, :n], dict(bad_rows)
 
 

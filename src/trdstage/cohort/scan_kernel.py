@@ -841,7 +841,8 @@ def new_results(m: int) -> tuple[Any, Any, Any]:
 
 def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1) -> int:
     """`run`, writing the n staged persons of the m in the arrays' person table to columns
-    at .. at + n - 1 of `out` (`new_results`, room for m from `at`); returns n. With
+    at .. at + n - 1 of `out` (`new_results`, room for m from `at`); returns n. The sorted
+    streams may hold rows of other persons (each range reads only its persons' rows). With
     threads > 1 the persons are cut into that many ranges, each staged on its own thread (the
     compiled pass releases the GIL; persons are independent) into its own columns, then moved
     together."""
@@ -859,10 +860,12 @@ def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1)
         part[_PEOPLE] = ready[_PEOPLE][lo:hi]
         part[_AD_OFF] = ready[_AD_OFF][lo:hi + 1]
         part[_AUG_OFF] = ready[_AUG_OFF][lo:hi + 1]
-        for first, past in _STREAMS:
+        for first, past in _STREAMS:  # each stream's rows of this range's persons
             ids = ready[first]
-            a = 0 if k == 0 else int(np.searchsorted(ids, ready[_PEOPLE][lo]))
-            b = len(ids) if k == parts - 1 else int(np.searchsorted(ids, ready[_PEOPLE][hi]))
+            a = b = 0
+            if hi > lo:
+                a = int(np.searchsorted(ids, ready[_PEOPLE][lo], "left"))
+                b = int(np.searchsorted(ids, ready[_PEOPLE][hi - 1], "right"))
             for column in range(first, past):
                 part[column] = ready[column][a:b]
         calls.append((*part, out_p, out_i, out_f, at + lo))
@@ -873,12 +876,17 @@ def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1)
             counts = list(pool.map(lambda call: stage_persons(*call), calls))
     n = counts[0]
     for k in range(1, parts):  # each range's staged persons, moved up behind the previous
-        lo, got = at + bounds[k], counts[k]
-        out_p[at + n:at + n + got] = out_p[lo:lo + got]
-        out_i[:, at + n:at + n + got] = out_i[:, lo:lo + got]
-        out_f[:, at + n:at + n + got] = out_f[:, lo:lo + got]
-        n += got
+        move_results(out, at + bounds[k], at + n, counts[k])
+        n += counts[k]
     return int(n)
+
+
+def move_results(out: tuple[Any, Any, Any], source: int, target: int, count: int) -> None:
+    """Columns source .. source + count - 1 of `out` (`new_results`) moved to target onwards
+    (target <= source)."""
+    if count and source != target:
+        for array in out:
+            array[..., target:target + count] = array[..., source:source + count]
 
 
 def warm_up() -> None:
