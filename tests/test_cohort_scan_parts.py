@@ -14,6 +14,9 @@
   staging the drug rows in 1, 3 or 7 batches gives the same table and the same exclusions as
   the in-database expression engine, on a database with rows of no person, of persons missing
   from the person table (below, inside and above its ids) and rows left out.
+- the run: each range's part of the table is written to Parquet as soon as it is computed, the
+  file equals the table returned, a failed write leaves the previous file and no temporary one;
+  NumPy's huge-page setting is set back after the run.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from trdstage.adapters.errors import InputError
 from trdstage.cohort import scan_kernel
 from trdstage.cohort.arrow_arrays import arrow_of, numpy_of, strings_of
 from trdstage.cohort.duckdb_native import (
@@ -521,3 +526,76 @@ def test_batches_are_read_one_range_at_a_time(synthetic: Path,
     assert sum(n for _, _, n in seen) > 1000
     assert sum("batch 4 of 4" in s for s in steps) == 1
     assert table.num_rows > 100
+
+
+def test_parquet_is_written_a_range_at_a_time(synthetic: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each range's part of the table goes to the Parquet file as soon as it is computed (one
+    row group each); the file holds exactly the table returned, with its metadata."""
+    from trdstage.cohort import scan
+
+    monkeypatch.setattr(scan, "PERSONS_PER_BATCH", 400)
+    out = tmp_path / "results.parquet"
+    table, summary = stage_cohort(str(synthetic), DEMO_AS_OF, load_policy("claims"), out=out)
+    written = pq.ParquetFile(out)
+    assert written.num_row_groups == 4
+    assert written.read().equals(table)
+    assert written.schema_arrow.metadata[b"trdstage_policy"] == b"claims"
+    assert summary.output == str(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["results.parquet"]  # no temporary file
+
+
+def test_a_failed_write_leaves_the_old_file(synthetic: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails after some ranges were written (a full disk, say) names the file,
+    leaves the previous results as they were and no temporary file behind."""
+    from trdstage.cohort import run, scan
+
+    monkeypatch.setattr(scan, "PERSONS_PER_BATCH", 400)
+    out = tmp_path / "results.parquet"
+    out.write_bytes(b"the previous results")
+
+    class FullDisk(pq.ParquetWriter):  # type: ignore[misc]
+        parts = 0
+
+        def write_table(self, table: pa.Table, row_group_size: int | None = None) -> None:
+            FullDisk.parts += 1
+            if FullDisk.parts == 2:
+                raise OSError(28, "No space left on device")
+            super().write_table(table, row_group_size)
+
+    monkeypatch.setattr(run.pq, "ParquetWriter", FullDisk)
+    with pytest.raises(InputError) as failed:
+        stage_cohort(str(synthetic), DEMO_AS_OF, load_policy("claims"), out=out)
+    assert str(out) in str(failed.value) and "No space left" in str(failed.value)
+    assert out.read_bytes() == b"the previous results"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.parquet"]
+
+
+def test_the_run_sets_numpy_back(synthetic: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run asks NumPy for ordinary pages (docs/cohort.md) and leaves NumPy's setting as it
+    found it; a NUMPY_MADVISE_HUGEPAGE the user set is respected."""
+    from numpy._core import multiarray
+
+    from trdstage.cohort import run
+
+    switch = multiarray._set_madvise_hugepage
+    seen: list[bool] = []
+    stage = run._stage_cohort
+
+    def looking(*args: Any) -> Any:
+        seen.append(bool(switch(True)))  # (returns the setting it replaces)
+        switch(seen[-1])
+        return stage(*args)
+
+    monkeypatch.setattr(run, "_stage_cohort", looking)
+    before = switch(True)
+    try:
+        monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+        stage_cohort(str(synthetic), DEMO_AS_OF, load_policy("claims"))
+        assert seen == [False] and switch(True) is True
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+        stage_cohort(str(synthetic), DEMO_AS_OF, load_policy("claims"))
+        assert seen == [False, True] and switch(True) is True
+    finally:
+        switch(before)

@@ -6,7 +6,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import Concepts, OmopSource, open_omop, resolve_concepts
 from trdstage.cohort.rules import check_policy
-from trdstage.cohort.scan import stage_scan
+from trdstage.cohort.scan import OUTPUT_SCHEMA, stage_scan
 from trdstage.domain import Policy
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
@@ -46,14 +47,31 @@ class Summary:
 
 
 def write_parquet_atomic(path: str | Path, table: pa.Table) -> None:
+    with parquet_writer_atomic(path, table.schema) as write:
+        write(table)
+
+
+@contextmanager
+def parquet_writer_atomic(path: str | Path,
+                          schema: pa.Schema) -> Iterator[Callable[[pa.Table], None]]:
+    """A function that appends tables (of `schema`, one row group or more each) to a Parquet
+    file at `path`: written to a temporary file beside it and moved into place when the block
+    ends without error; on an error it is removed and `path` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    writer = None
     try:
-        pq.write_table(table, tmp)
+        writer = pq.ParquetWriter(tmp, schema)
+        yield writer.write_table
+        writer.close()
+        writer = None
         os.replace(tmp, path)
     except BaseException:
+        if writer is not None:
+            with suppress(Exception):
+                writer.close()
         Path(tmp).unlink(missing_ok=True)
         raise
 
@@ -132,6 +150,32 @@ def _csv_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+@contextmanager
+def _small_pages() -> Iterator[None]:
+    """NumPy asks Linux for transparent huge pages on every array of 4 MB or more
+    (madvise). Where the kernel's THP defrag setting is `madvise` (the usual default), the first
+    touch of such a region may stop to reclaim and compact memory, and the scan allocates
+    and frees hundreds of such arrays: at 1M persons its run took 0.2 to 0.3 s longer with huge
+    pages than without (median of 7 alternating runs; docs/cohort.md). So the run asks for
+    ordinary pages and sets NumPy back afterwards; a NUMPY_MADVISE_HUGEPAGE the user set is
+    left alone."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # pragma: no cover - NumPy 1
+        from numpy.core import multiarray  # type: ignore[no-redef]
+
+    # NumPy's own switch for its env variable (private; absent: nothing to do)
+    switch = getattr(multiarray, "_set_madvise_hugepage", None)
+    if switch is None or "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        yield
+        return
+    before = switch(False)
+    try:
+        yield
+    finally:
+        switch(before)
+
+
 def _prepare_scan_kernel() -> None:
     """Import and load the scan's compiled kernel on a background thread: Numba's start-up (about
     a second; the first run on a machine also compiles) then overlaps opening and reading the
@@ -192,6 +236,15 @@ def stage_cohort(
     `auto` (default) takes `scan` on DuckDB and `expression` elsewhere. Both give the same
     table (tests/test_cohort_equivalence.py). `batches`: the scan's ranges of persons
     (`scan.stage_scan`; default by the number of persons)."""
+    with _small_pages():
+        return _stage_cohort(url, as_of, policy, out, results_schema, source, spec, step, engine,
+                             batches)
+
+
+def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
+                  results_schema: str | None, source: OmopSource | None, spec: OmopSpec | None,
+                  step: Step | None, engine: str,
+                  batches: int | None) -> tuple[pa.Table, Summary]:
     if engine not in ENGINES:
         raise InputError("--engine", f"{engine!r} is not one of {', '.join(ENGINES)}")
     if batches is not None and batches < 1:
@@ -233,59 +286,81 @@ def stage_cohort(
     if engine == "auto":
         engine = "scan" if native or getattr(opened and opened.con, "name", "") == "duckdb" \
             else "expression"
-    try:
-        if engine == "scan":
-            say("reading the rows (one pass per table)")
-            if opened is None:
-                with scan_inputs_duckdb(duck, concepts, as_of, policy, spec.rules) as inputs:
-                    clock["read"] = time.perf_counter() - t1
-                    scanned = stage_scan(inputs, concepts, as_of, policy, spec, step=say,
-                                         batches=batches)
-            else:
-                scanned = stage_scan(opened, concepts, as_of, policy, spec, step=say,
-                                     batches=batches)
-            clock.update({f"scan_{part}": v for part, v in scanned.seconds.items()
-                          if part != "read" or opened is not None})
-            table, excl_rows = scanned.persons, scanned.excluded_rows
-            n_person, with_mdd = scanned.n_person, scanned.with_mdd
-        elif opened is not None:
-            table, excl_rows, n_person, with_mdd = _stage_expression(opened, concepts, as_of,
-                                                                     policy, spec)
-    except InputError:
+    metadata = {"trdstage_as_of": as_of.isoformat(), "trdstage_policy": policy.name}
+    with ExitStack() as parquet:
+        # the scan hands over its table a range of persons at a time: each part is written
+        # while the next are staged (to a temporary file, moved into place at the end)
+        write_part = None if out is None or engine != "scan" else parquet.enter_context(
+            parquet_writer_atomic(out, OUTPUT_SCHEMA.with_metadata(metadata)))
+        unwritten: list[Exception] = []
+
+        def on_table(part: pa.Table) -> None:
+            assert write_part is not None  # noqa: S101 - passed only with a writer
+            try:
+                write_part(part)
+            except Exception as exc:
+                unwritten.append(exc)
+                raise
+
+        try:
+            if engine == "scan":
+                say("reading the rows (one pass per table)")
+                on = None if write_part is None else on_table
+                if opened is None:
+                    with scan_inputs_duckdb(duck, concepts, as_of, policy,
+                                            spec.rules) as inputs:
+                        clock["read"] = time.perf_counter() - t1
+                        scanned = stage_scan(inputs, concepts, as_of, policy, spec, step=say,
+                                             batches=batches, on_table=on)
+                else:
+                    scanned = stage_scan(opened, concepts, as_of, policy, spec, step=say,
+                                         batches=batches, on_table=on)
+                clock.update({f"scan_{part}": v for part, v in scanned.seconds.items()
+                              if part != "read" or opened is not None})
+                table, excl_rows = scanned.persons, scanned.excluded_rows
+                n_person, with_mdd = scanned.n_person, scanned.with_mdd
+            elif opened is not None:
+                table, excl_rows, n_person, with_mdd = _stage_expression(opened, concepts,
+                                                                         as_of, policy, spec)
+        except InputError:
+            if duck is not None:
+                duck.close()
+            raise
+        except Exception as exc:
+            if duck is not None:
+                duck.close()
+            if unwritten:  # the disk, not the database
+                raise InputError(str(out), f"could not be written: {unwritten[0]}") from exc
+            raise InputError(label, f"the database could not be staged: {exc}") from exc
+        closing = None
         if duck is not None:
-            duck.close()
-        raise
-    except Exception as exc:
-        if duck is not None:
-            duck.close()
-        raise InputError(label, f"the database could not be staged: {exc}") from exc
-    closing = None
-    if duck is not None:
-        # the rows are read: DuckDB closes the file (about 0.05 s at 1M persons, the GIL
-        # released) while the results are written; joined before a writer opens the file
-        # (--results-schema) and before returning
-        closing = threading.Thread(target=duck.close, name="trdstage-close")
-        closing.start()
-    clock["stage"] = time.perf_counter() - t1
-    table = table.replace_schema_metadata({"trdstage_as_of": as_of.isoformat(),
-                                           "trdstage_policy": policy.name})
-    staged = table.num_rows
-    excluded: dict[str, int] = {}
-    if spec.rules.require_mdd_diagnosis:
-        excluded["no MDD diagnosis"] = n_person - with_mdd
-        excluded["MDD diagnosis but no assessable episode"] = max(0, with_mdd - staged)
-    else:
-        excluded["no antidepressant and no MDD diagnosis"] = n_person - staged
-    t2 = time.perf_counter()
-    written = []
-    try:
-        if out is not None:
-            say(f"writing {out}")
-            write_parquet_atomic(out, table)
-            written.append(str(out))
-    finally:
-        if closing is not None:
-            closing.join()
+            # the rows are read: DuckDB closes the file (about 0.05 s at 1M persons, the GIL
+            # released) while the results are written; joined before a writer opens the file
+            # (--results-schema) and before returning
+            closing = threading.Thread(target=duck.close, name="trdstage-close")
+            closing.start()
+        clock["stage"] = time.perf_counter() - t1
+        table = table.replace_schema_metadata(metadata)
+        staged = table.num_rows
+        excluded: dict[str, int] = {}
+        if spec.rules.require_mdd_diagnosis:
+            excluded["no MDD diagnosis"] = n_person - with_mdd
+            excluded["MDD diagnosis but no assessable episode"] = max(0, with_mdd - staged)
+        else:
+            excluded["no antidepressant and no MDD diagnosis"] = n_person - staged
+        t2 = time.perf_counter()
+        written = []
+        try:
+            if out is not None:
+                say(f"writing {out}")
+                if write_part is None:
+                    write_parquet_atomic(out, table)
+                else:
+                    parquet.close()  # every part written: the file moves into place
+                written.append(str(out))
+        finally:
+            if closing is not None:
+                closing.join()
     if results_schema:
         say(f"writing {results_schema}.{RESULTS_TABLE}")
         if opened is None:
@@ -299,4 +374,5 @@ def stage_cohort(
     return table, summary
 
 
-__all__ = ["RESULTS_TABLE", "Summary", "stage_cohort", "write_parquet_atomic"]
+__all__ = ["RESULTS_TABLE", "Summary", "parquet_writer_atomic", "stage_cohort",
+           "write_parquet_atomic"]

@@ -9,7 +9,8 @@ baseline and endpoint, the switch and overlap tests, courses, per-person counts)
 compiled pass over them (`scan_kernel.py`, one thread per range of persons), and every model's
 arithmetic runs here on the per-person counts. When the reader can (`DrugRows`, on DuckDB), the
 drug rows come a range of person ids at a time, each range staged on a worker thread while the
-next is read. The rules are the expression's, step for step (the
+next is read, and its models and table computed on a third thread (and handed to the Parquet
+writer) while the next is staged. The rules are the expression's, step for step (the
 kernel's comments name the step of `build_plan` each block mirrors), and the equivalence tests
 hold both paths to `engine.assess` on every person.
 """
@@ -148,12 +149,15 @@ def _person_ranges(people: I64, batches: int) -> list[tuple[int, int, int, int]]
 
 
 def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any, ...],
-                     tail: tuple[Any, ...], batches: int, threads: int,
-                     say: Step) -> tuple[I64, Any, Any, dict[str, int]]:
+                     tail: tuple[Any, ...], batches: int, threads: int, say: Step,
+                     fixed: _Fixed, on_table: Callable[[pa.Table], None] | None,
+                     ) -> tuple[list[pa.Table], dict[str, int]]:
     """The compiled pass over every person, the drug rows read a range of persons at a time
-    (one range when they come as a table): each range is grouped and staged on a worker thread
-    while the next is read. Returns the staged persons' ids, int and float results (in person_id
-    order) and the drug rows left out (negative supply, end before start)."""
+    (one range when they come as a table), three steps in flight: while the next range is read,
+    a worker thread groups and stages the range before it and a third thread computes every
+    model's result for the range before that and hands its table to `on_table` (the Parquet
+    writer). Returns the ranges' tables (in person_id order) and the drug rows left out
+    (negative supply, end before start)."""
     from trdstage.cohort import scan_kernel as sk
 
     if isinstance(drugs, pa.Table):
@@ -162,7 +166,6 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
     else:
         reads = [(a, b, partial(drugs.between, first, last))
                  for first, last, a, b in _person_ranges(people, batches)]
-        reads.append((0, 0, drugs.without_person))
     out = sk.new_results(len(people))
 
     def stage(rows: pa.Table, a: int, b: int) -> tuple[int, Counter[str]]:
@@ -188,25 +191,35 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
             threads=threads)
         return staged, bad
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-scan") as worker:
+    def finish(staging: Future[tuple[int, Counter[str]]], a: int) -> pa.Table:
+        staged, _ = staging.result()
+        out_p, out_i, out_f = out
+        got = _person_table(out_p[a:a + staged], out_i[:, a:a + staged],
+                            out_f[:, a:a + staged], fixed)
+        if on_table is not None:
+            on_table(got)
+        return got
+
+    bad_rows: Counter[str] = Counter()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-scan") as worker, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-models") as finisher:
         staging: list[Future[tuple[int, Counter[str]]]] = []
+        finishing: list[Future[pa.Table]] = []
         for i, (a, b, read) in enumerate(reads):
-            if len(reads) > 2 and b > a:
+            if len(reads) > 1:
                 say(f"staging persons {a + 1:,} to {b:,} of {len(people):,} "
-                    f"(batch {i + 1} of {len(reads) - 1})")
+                    f"(batch {i + 1} of {len(reads)})")
             got = read()
             if len(staging) >= 2:  # at most two ranges' rows wait in memory
                 staging[-2].result()
             staging.append(worker.submit(stage, got, a, b))
-        results = [f.result() for f in staging]
-    n = 0
-    bad_rows: Counter[str] = Counter()
-    for (a, _, _), (staged, bad) in zip(reads, results, strict=True):
-        sk.move_results(out, a, n, staged)  # each range's staged persons, behind the previous
-        n += staged
-        bad_rows += bad
-    out_p, out_i, out_f = out
-    return out_p[:n], out_i[:, :n], out_f[:, :n], dict(bad_rows)
+            finishing.append(finisher.submit(finish, staging[-1], a))
+        if not isinstance(drugs, pa.Table):  # rows of no person: only counted
+            staging.append(worker.submit(stage, drugs.without_person(), 0, 0))
+        for done in staging:
+            bad_rows += done.result()[1]
+        tables = [done.result() for done in finishing]
+    return tables, dict(bad_rows)
 
 
 # --------------------------------------------------------------------------- the scan
@@ -222,11 +235,15 @@ def stage_scan(
     step: Step | None = None,
     threads: int | None = None,
     batches: int | None = None,
+    on_table: Callable[[pa.Table], None] | None = None,
 ) -> ScanResult:
     """Every person's staging, as `build_plan(...).persons` gives it, ordered by person_id.
     `threads`: how many threads the compiled pass may use (default: the cores this process may
     run on). `batches`: in how many ranges of person ids the drug rows are read and staged when
-    `DrugRows` reads them (default: one per PERSONS_PER_BATCH persons, at most MAX_BATCHES)."""
+    `DrugRows` reads them (default: one per PERSONS_PER_BATCH persons, at most MAX_BATCHES).
+    `on_table`: called with each range's part of the table, in person_id order, as soon as it
+    is computed (on a worker thread, one call at a time): the Parquet writer writes it while
+    the next ranges are staged."""
     check_policy(policy)
     threads = threads or _cores()
     spec = spec or load_omop_spec()
@@ -348,14 +365,58 @@ def stage_scan(
     lap("arrays")
 
     # ------------------------------------------------------------ every person, in batches
+    gender = numpy_of(people["gender_concept_id"], np.float64, np.nan)
+    yob = numpy_of(people["year_of_birth"], np.float64, np.nan)
+    fixed = _Fixed(
+        k=k, policy=policy, rules=rules, as_of=as_of, severity_on=severity_on,
+        diagnosed={name: _unique(cond[name][0]) for name in ("bipolar", "psychosis")},
+        people_pid=people_pid, by_id=np.argsort(people_pid, kind="stable"), gender=gender,
+        yob=yob)
     streams = (mdd_p, mdd_d, r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"])
     tail = (min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float)
-    out_p, out_i, out_f, bad_rows = _stage_drug_rows(
+    tables, bad_rows = _stage_drug_rows(
         inputs.drugs, people_sorted, streams, tail, batches or _batch_count(len(people_sorted)),
-        threads, say)
+        threads, say, fixed, on_table)
     excluded_rows.update(bad_rows)
     lap("drugs")
-    cur_pid = out_p
+    clock.update(fixed.seconds)  # (on the finishing thread, overlapping the drug rows)
+    # persons are in rank order, which is person_id order: the table needs no sort
+    table = pa.concat_tables(tables) if tables else OUTPUT_SCHEMA.empty_table()
+    with_mdd = len(mdd_persons)  # (rows of persons not in the person table are left out)
+    return ScanResult(persons=table, excluded_rows=excluded_rows, n_person=len(people_pid),
+                      with_mdd=with_mdd, seconds=clock)
+
+
+# --------------------------------------------------------------------------- every model
+
+
+@dataclass
+class _Fixed:
+    """What every range's models and table read: the settings and the person table's columns."""
+
+    k: Knowledge
+    policy: Policy
+    rules: Any
+    as_of: date
+    severity_on: bool
+    diagnosed: dict[str, I64]  # sorted, distinct ids of persons with a bipolar / psychosis row
+    people_pid: I64
+    by_id: I64  # the person table's rows in person_id order
+    gender: npt.NDArray[np.float64]
+    yob: npt.NDArray[np.float64]
+    seconds: dict[str, float] = field(default_factory=lambda: {"models": 0.0, "table": 0.0})
+
+
+def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
+    """Every model's result and the person-level table of the staged persons `cur_pid` (in
+    person_id order), from the compiled pass's per-person counts (`out_i`, `out_f`: their
+    columns)."""
+    from trdstage.cohort import scan_kernel as sk
+
+    t0 = time.perf_counter()
+    k, policy, rules = fx.k, fx.policy, fx.rules
+    models = k.models
+    pts = models.mgh.points
     n_cur = len(cur_pid)
     cur_n = out_i[sk.N_EPISODES]
     cur_onset = out_i[sk.ONSET]
@@ -379,7 +440,7 @@ def stage_scan(
     # ------------------------------------------------------------ severity, flags
     severity_code = np.full(n_cur, -1, dtype=np.int64)
     severity_values: list[str | None] = []
-    if severity_on:
+    if fx.severity_on:
         value = out_f[sk.SEVERITY_VALUE]
         hit = ~np.isnan(value)
         for i, band in enumerate(k.scales["PHQ-9"].bands):
@@ -392,12 +453,8 @@ def stage_scan(
         # index -1 (no reading in the window) lands on the appended False
         mapped = np.array([v is not None for v in severity_values] + [False])
         sev_known &= mapped[severity_code]
-
-    def has_dx(name: str) -> B:
-        dp, _ = cond[name]
-        return _member(cur_pid, _unique(dp))
-
-    bipolar, psychosis = has_dx("bipolar"), has_dx("psychosis")
+    bipolar = _member(cur_pid, fx.diagnosed["bipolar"])
+    psychosis = _member(cur_pid, fx.diagnosed["psychosis"])
 
     # ------------------------------------------------------------ every model (step 6)
     # Thase & Rush (any order): see quirks.py
@@ -458,20 +515,18 @@ def stage_scan(
     band_idx = np.full(n_cur, -1, dtype=np.int64)
     for i, b in enumerate(ms.bands):
         band_idx[msm_ok & (band_idx == -1) & (score >= b.low) & (score <= b.high)] = i
+    t1 = time.perf_counter()
 
-    lap("models")
     # ------------------------------------------------------------ the table
-    gender = numpy_of(people["gender_concept_id"], np.float64, np.nan)
-    yob = numpy_of(people["year_of_birth"], np.float64, np.nan)
-    by_id = np.argsort(people_pid, kind="stable")
-    where = by_id[np.searchsorted(people_pid, cur_pid, sorter=by_id)]
-    g = gender[where]
+    where = fx.by_id[np.searchsorted(fx.people_pid, cur_pid, sorter=fx.by_id)]
+    g = fx.gender[where]
     sexes = load_omop_spec().gender
     sex_idx = np.full(n_cur, len(sexes), dtype=np.int64)
     for i, gm in reversed(list(enumerate(sexes))):
         sex_idx[g == gm.concept_id] = i
-    age = np.where(np.isnan(yob[where]), 0, as_of.year - np.nan_to_num(yob[where]))
-    age_mask = ~np.isnan(yob[where])
+    yob = fx.yob[where]
+    age = np.where(np.isnan(yob), 0, fx.as_of.year - np.nan_to_num(yob))
+    age_mask = ~np.isnan(yob)
 
     def dates(days: I64, mask: B | None = None) -> pa.Array:
         return arrow_of(days, pa.date32(), mask)
@@ -505,12 +560,10 @@ def stage_scan(
         "bipolar": arrow_of(bipolar, pa.bool_()),
         "psychosis": arrow_of(psychosis, pa.bool_()),
     }
-    # persons are in rank order, which is person_id order: the table needs no sort
     table = pa.Table.from_arrays([columns[f.name] for f in OUTPUT_SCHEMA], schema=OUTPUT_SCHEMA)
-    with_mdd = len(mdd_persons)  # (rows of persons not in the person table are left out)
-    lap("table")
-    return ScanResult(persons=table, excluded_rows=excluded_rows, n_person=len(people_pid),
-                      with_mdd=with_mdd, seconds=clock)
+    fx.seconds["models"] += t1 - t0
+    fx.seconds["table"] += time.perf_counter() - t1
+    return table
 
 
 __all__ = ["OUTPUT_SCHEMA", "ScanResult", "stage_scan"]
