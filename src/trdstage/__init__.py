@@ -11,9 +11,11 @@ treatment decision. Decision support, not a medical device.
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
-from trdstage.domain import Patient, Policy
-from trdstage.domain.results import Assessment
+if TYPE_CHECKING:  # (imported where used: `import trdstage.cohort` needs no patient model)
+    from trdstage.domain import Patient, Policy
+    from trdstage.domain.results import Assessment
 
 
 def evaluate(patient: Patient, as_of: date | None = None,

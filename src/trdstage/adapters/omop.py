@@ -33,24 +33,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trdstage.adapters.errors import InputError
-from trdstage.domain import (
-    CourseKind,
-    DoseStep,
-    ECTCourse,
-    Episode,
-    MedicationRegimen,
-    Patient,
-    RatingReading,
-    Scale,
-    Severity,
-    Sex,
-    TreatmentCourse,
-)
+from trdstage.domain.enums import CourseKind, Scale, Severity, Sex
 from trdstage.knowledge import Knowledge, load_knowledge
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
+
+if TYPE_CHECKING:
+    from trdstage.domain.patient import Patient
 
 FLAG_OF_SET = {"bipolar": "bipolar_features", "psychosis": "psychotic_disorder"}
 
@@ -414,6 +405,16 @@ def patient_from_rows(
 ) -> AdapterResult:
     """One person's rows -> a Patient under omop.yaml's rules (None with a reason when the person
     has no assessable depressive episode)."""
+    from trdstage.domain.patient import (  # (here: the cohort engine never builds a Patient)
+        DoseStep,
+        ECTCourse,
+        Episode,
+        MedicationRegimen,
+        Patient,
+        RatingReading,
+        TreatmentCourse,
+    )
+
     spec = spec or load_omop_spec()
     knowledge = knowledge or load_knowledge()
     rules = spec.rules
