@@ -599,3 +599,29 @@ def test_the_run_sets_numpy_back(synthetic: Path, monkeypatch: pytest.MonkeyPatc
         assert seen == [False, True] and switch(True) is True
     finally:
         switch(before)
+
+
+def test_the_database_is_let_go_after_the_last_read(synthetic: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drug rows' reader hears `done()` once, after its last read (the run then closes the
+    file while the last persons are staged), and the file is closed when the run returns."""
+    from trdstage.cohort import duckdb_native, scan
+
+    calls: list[str] = []
+    reader = duckdb_native._DuckDrugRows
+
+    def recording(name: str) -> Any:
+        method = getattr(reader, name)
+
+        def recorded(self: Any, *args: Any) -> Any:
+            calls.append(name)
+            return method(self, *args)
+
+        return recorded
+
+    for name in ("between", "without_person", "done"):
+        monkeypatch.setattr(reader, name, recording(name))
+    monkeypatch.setattr(scan, "PERSONS_PER_BATCH", 400)
+    stage_cohort(str(synthetic), DEMO_AS_OF, load_policy("claims"))
+    assert calls == ["between"] * 4 + ["without_person", "done"]
+    duckdb.connect(str(synthetic)).close()  # writable again: nothing holds the file

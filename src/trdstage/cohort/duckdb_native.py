@@ -31,7 +31,7 @@ import csv
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -336,8 +336,13 @@ class _Lookups:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The tables dropped and the folder removed (once; later calls do nothing)."""
+        tables, self.tables = self.tables, []
         try:
-            for name in self.tables:
+            for name in tables:
                 self.con.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -529,9 +534,11 @@ def drug_map_rows(concepts: Concepts) -> list[tuple[int, int, int, bool]]:
 class _DuckDrugRows:
     """`DrugRows` on the connection of `scan_inputs_duckdb` (its lookups in place)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, lookups: _Lookups) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, lookups: _Lookups,
+                 on_done: Callable[[], None] | None = None) -> None:
         self.con = con
         self.lookups = lookups
+        self.on_done = on_done
 
     def between(self, first: int, last: int) -> pa.Table:
         self.lookups.add("trdstage_persons", {"first": "BIGINT", "last": "BIGINT"},
@@ -546,6 +553,11 @@ class _DuckDrugRows:
     def every(self) -> pa.Table:
         return _arrow(self.con, _DRUGS_SQL.format(persons=_EVERY_PERSON))
 
+    def done(self) -> None:
+        self.lookups.close()
+        if self.on_done is not None:
+            self.on_done()
+
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     # a relation, not execute(): DuckDB then builds the Arrow batches in parallel (the drug
@@ -555,10 +567,12 @@ def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 
 @contextmanager
 def scan_inputs_duckdb(source: DuckSource, concepts: Concepts, as_of: date, policy: Policy,
-                       rules: Rules) -> Iterator[ScanInputs]:
+                       rules: Rules,
+                       on_done: Callable[[], None] | None = None) -> Iterator[ScanInputs]:
     """The rows `scan_inputs.read_scan_inputs` reads through Ibis, in plain DuckDB SQL; the drug
     rows as a `DrugRows` that reads them while the scan stages (a range of persons at a time)
-    until the block ends."""
+    until the block ends or its `done()`, which then calls `on_done` (the database is no longer
+    needed: the caller may close it)."""
     con = source.con
     with _Lookups(con) as lookups:
         lookups.add("trdstage_settings", {"as_of": "DATE", "as_of_day": "BIGINT",
@@ -588,7 +602,7 @@ def scan_inputs_duckdb(source: DuckSource, concepts: Concepts, as_of: date, poli
         for name in ("ect", "rtms"):
             wanted = source.has("procedure_occurrence") and bool(concepts.sets.get(name))
             procedures[name] = _arrow(con, _procedures_sql(name)) if wanted else None
-        drugs: DrugRows = _DuckDrugRows(con, lookups)
+        drugs: DrugRows = _DuckDrugRows(con, lookups, on_done)
         yield ScanInputs(drugs=drugs, people=people, diagnoses=diagnoses, readings=readings,
                          procedures=procedures)
 

@@ -216,6 +216,7 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
             finishing.append(finisher.submit(finish, staging[-1], a))
         if not isinstance(drugs, pa.Table):  # rows of no person: only counted
             staging.append(worker.submit(stage, drugs.without_person(), 0, 0))
+            drugs.done()  # (the database may close while the last persons are staged)
         for done in staging:
             bad_rows += done.result()[1]
         tables = [done.result() for done in finishing]

@@ -26,6 +26,10 @@ class DrugRows(Protocol):
     def without_person(self) -> pa.Table:
         """The rows whose person_id is null (counted among the exclusions, staged for no one)."""
 
+    def done(self) -> None:
+        """No more reads: the reader may let its database go (the scan calls it after its last
+        read, while it stages the last persons)."""
+
 
 @dataclass
 class ScanInputs:
