@@ -129,6 +129,14 @@ def _member(values: npt.NDArray[Any], pool: npt.NDArray[Any]) -> B:
     return np.asarray(pool[at] == values)
 
 
+def _rows_by_person(values: I64, people: I64) -> I64:
+    """The row numbers of the rows of persons in `people` (sorted, distinct), grouped by person
+    in that order, each person's rows in their given order. NumPy, not the compiled kernel: the
+    scan calls it before the kernel has loaded."""
+    kept = np.flatnonzero(_member(values, people))
+    return kept[np.argsort(values[kept], kind="stable")]
+
+
 # --------------------------------------------------------------------------- drug rows, in batches
 
 
@@ -138,10 +146,12 @@ def _batch_count(persons: int) -> int:
 
 def _person_ranges(people: I64, batches: int) -> list[tuple[int, int, int, int]]:
     """`batches` ranges of person ids covering every int64, cut at persons of the (sorted,
-    distinct) person table so that each holds about as many: (first id, last id, first person's
-    place, past the last person's place)."""
+    distinct) person table: (first id, last id, first person's place, past the last person's
+    place). Each range holds about as many persons, but the last half as many: what is left to
+    stage once every row is read is that range, so the run ends sooner."""
     m = len(people)
-    cuts = sorted({m * k // batches for k in range(1, batches)} - {0, m}) if m else []
+    cuts = sorted({2 * m * k // (2 * batches - 1) for k in range(1, batches)} - {0, m}) \
+        if m else []
     places = [0, *cuts, m]
     firsts = [INT64_MIN, *(int(people[c]) for c in cuts)]
     lasts = [*(int(people[c]) - 1 for c in cuts), INT64_MAX]
@@ -194,17 +204,22 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
     def finish(staging: Future[tuple[int, Counter[str]]], a: int) -> pa.Table:
         staged, _ = staging.result()
         out_p, out_i, out_f = out
-        got = _person_table(out_p[a:a + staged], out_i[:, a:a + staged],
-                            out_f[:, a:a + staged], fixed)
-        if on_table is not None:
-            on_table(got)
-        return got
+        return _person_table(out_p[a:a + staged], out_i[:, a:a + staged],
+                             out_f[:, a:a + staged], fixed)
+
+    def write(finishing: Future[pa.Table]) -> None:
+        assert on_table is not None  # noqa: S101 - submitted only then
+        on_table(finishing.result())
 
     bad_rows: Counter[str] = Counter()
+    # one thread stages (the compiled pass has threads of its own), two compute the models (the
+    # last ranges' in parallel once every row is staged), one writes, range after range
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-scan") as worker, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-models") as finisher:
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="trdstage-models") as finisher, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-write") as writer:
         staging: list[Future[tuple[int, Counter[str]]]] = []
         finishing: list[Future[pa.Table]] = []
+        writing: list[Future[None]] = []
         for i, (a, b, read) in enumerate(reads):
             if len(reads) > 1:
                 say(f"staging persons {a + 1:,} to {b:,} of {len(people):,} "
@@ -214,12 +229,16 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
                 staging[-2].result()
             staging.append(worker.submit(stage, got, a, b))
             finishing.append(finisher.submit(finish, staging[-1], a))
+            if on_table is not None:
+                writing.append(writer.submit(write, finishing[-1]))
         if not isinstance(drugs, pa.Table):  # rows of no person: only counted
             staging.append(worker.submit(stage, drugs.without_person(), 0, 0))
             drugs.done()  # (the database may close while the last persons are staged)
         for done in staging:
             bad_rows += done.result()[1]
         tables = [done.result() for done in finishing]
+        for written in writing:
+            written.result()
     return tables, dict(bad_rows)
 
 
@@ -288,7 +307,7 @@ def stage_scan(
     people_pid = numpy_of(people["person_id"], np.int64, what="person.person_id")
     people_sorted = _unique(people_pid)
     mdd_p, mdd_d = cond["mdd"]
-    by_person = sk.group_by_person(mdd_p, people_sorted)
+    by_person = _rows_by_person(mdd_p, people_sorted)
     mdd_p, mdd_d = mdd_p[by_person], mdd_d[by_person]
     mdd_persons = mdd_p[_first_of_groups(mdd_p)]
     empty = np.zeros(0, np.int64)
@@ -380,7 +399,9 @@ def stage_scan(
         threads, say, fixed, on_table)
     excluded_rows.update(bad_rows)
     lap("drugs")
-    clock.update(fixed.seconds)  # (on the finishing thread, overlapping the drug rows)
+    # (on their own threads, overlapping the drug rows: summed)
+    clock["models"] = sum(models for models, _ in fixed.laps)
+    clock["table"] = sum(table for _, table in fixed.laps)
     # persons are in rank order, which is person_id order: the table needs no sort
     table = pa.concat_tables(tables) if tables else OUTPUT_SCHEMA.empty_table()
     with_mdd = len(mdd_persons)  # (rows of persons not in the person table are left out)
@@ -405,7 +426,7 @@ class _Fixed:
     by_id: I64  # the person table's rows in person_id order
     gender: npt.NDArray[np.float64]
     yob: npt.NDArray[np.float64]
-    seconds: dict[str, float] = field(default_factory=lambda: {"models": 0.0, "table": 0.0})
+    laps: list[tuple[float, float]] = field(default_factory=list)  # per range: models, table
 
 
 def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
@@ -562,8 +583,7 @@ def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
         "psychosis": arrow_of(psychosis, pa.bool_()),
     }
     table = pa.Table.from_arrays([columns[f.name] for f in OUTPUT_SCHEMA], schema=OUTPUT_SCHEMA)
-    fx.seconds["models"] += t1 - t0
-    fx.seconds["table"] += time.perf_counter() - t1
+    fx.laps.append((t1 - t0, time.perf_counter() - t1))
     return table
 
 

@@ -2,7 +2,7 @@
 
 The drug rows arrive in any order: `group_drug_rows` finds each person's antidepressant and
 augmenter rows, each ordered by agent, start and drug_exposure_id, without moving them (a counting
-sort; row numbers and offsets). MDD diagnosis days are grouped by person (`group_rows`); PHQ-9
+sort; row numbers and offsets). MDD diagnosis days arrive grouped by person (`scan.py`); PHQ-9
 readings and procedure days arrive sorted by person and date. `stage_persons` visits the persons
 in person_id order, holding one cursor per sorted stream, and applies the rules of
 `engine.build_plan` step for step (each block names its step), writing the per-person counts
@@ -323,14 +323,6 @@ def group_drug_rows(P: Any, G: Any, S: Any, ID: Any, is_ad: Any, skip: Any,
         elif hi - lo > 1:
             _insertion_sort_rows(order, lo, hi, G, S, ID)
     return order, offsets
-
-
-@_compiled
-def group_rows(P: Any, people: Any) -> Any:
-    """The rows of persons in `people` (sorted, distinct), grouped by person in that order, each
-    person's rows in their given order (a counting sort): the row numbers."""
-    order, _ = _counting_sort(_person_rank(P, people), len(people))
-    return order
 
 
 @_compiled
@@ -807,11 +799,6 @@ def _ready(arrays: tuple[Any, ...], types: tuple[Any, ...]) -> list[Any]:
     return ready
 
 
-def group_by_person(person_ids: Any, people: Any) -> Any:
-    """`group_rows` on int64 person ids and the sorted, distinct ids of the person table."""
-    return group_rows(*_ready((person_ids, people), (np.int64, np.int64)))
-
-
 def shift_months(days: Any, months: int) -> Any:
     """`add_months` on any integer day numbers."""
     if not months:
@@ -901,4 +888,3 @@ def warm_up() -> None:
     stage_persons(*_ready(tuple(arrays), _ARG_TYPES), *outputs)
     group_drugs(*[np.zeros(0, dtype) for dtype in _GROUP_ARG_TYPES])
     shift_months(np.zeros(0, np.int64), 1)
-    group_by_person(np.zeros(0, np.int64), np.zeros(0, np.int64))
