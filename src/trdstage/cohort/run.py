@@ -176,23 +176,6 @@ def _small_pages() -> Iterator[None]:
         switch(before)
 
 
-def _prepare_scan_kernel() -> None:
-    """Import and load the scan's compiled kernel on a background thread: Numba's start-up (about
-    a second; the first run on a machine also compiles) then overlaps opening and reading the
-    database, during which DuckDB releases the GIL. An error here is raised again, where it can
-    be reported, when the scan calls the kernel."""
-
-    def load() -> None:
-        try:
-            from trdstage.cohort import scan_kernel
-
-            scan_kernel.warm_up()
-        except Exception:  # noqa: S110 - reported by the scan's own call
-            pass
-
-    threading.Thread(target=load, name="trdstage-scan-kernel", daemon=True).start()
-
-
 class _Closer:
     """Closes the DuckDB file on a thread (about 0.05 s at 1M persons, the GIL released) once
     its rows are read: while the scan stages its last persons and the results are written.
@@ -277,8 +260,6 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
     check_policy(policy)
     on_duckdb = not str(url).startswith(NOT_DUCKDB)
     native = source is None and on_duckdb and engine in ("auto", "scan")
-    if native:
-        _prepare_scan_kernel()
     say = step or (lambda _msg: None)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()

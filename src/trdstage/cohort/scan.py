@@ -33,6 +33,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from trdstage.adapters.omop import Concepts, OmopSource
+from trdstage.cohort import scan_layout as lay
 from trdstage.cohort.arrow_arrays import arrow_of, numpy_of, strings_of
 from trdstage.cohort.quirks import min_days_over_weeks, months_split
 from trdstage.cohort.rules import (
@@ -158,6 +159,12 @@ def _person_ranges(people: I64, batches: int) -> list[tuple[int, int, int, int]]
     return [(firsts[i], lasts[i], places[i], places[i + 1]) for i in range(len(firsts))]
 
 
+def _load_kernel() -> None:
+    from trdstage.cohort import scan_kernel
+
+    scan_kernel.warm_up()
+
+
 def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any, ...],
                      tail: tuple[Any, ...], batches: int, threads: int, say: Step,
                      fixed: _Fixed, on_table: Callable[[pa.Table], None] | None,
@@ -168,17 +175,17 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
     model's result for the range before that and hands its table to `on_table` (the Parquet
     writer). Returns the ranges' tables (in person_id order) and the drug rows left out
     (negative supply, end before start)."""
-    from trdstage.cohort import scan_kernel as sk
-
     if isinstance(drugs, pa.Table):
         table = drugs
         reads: list[tuple[int, int, Callable[[], pa.Table]]] = [(0, len(people), lambda: table)]
     else:
         reads = [(a, b, partial(drugs.between, first, last))
                  for first, last, a, b in _person_ranges(people, batches)]
-    out = sk.new_results(len(people))
+    out = lay.new_results(len(people))
 
     def stage(rows: pa.Table, a: int, b: int) -> tuple[int, Counter[str]]:
+        from trdstage.cohort import scan_kernel as sk
+
         bad: Counter[str] = Counter()
         skip = ~numpy_of(pc.is_valid(rows["person_id"]), np.bool_)
         for reason, column in ((BAD_SUPPLY, "bad_supply"), (BAD_END, "bad_end")):
@@ -217,6 +224,9 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-scan") as worker, \
             ThreadPoolExecutor(max_workers=2, thread_name_prefix="trdstage-models") as finisher, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-write") as writer:
+        # the kernel loads (Numba: about 0.25 s, mostly holding the GIL) while the main thread
+        # reads the first range (DuckDB, the GIL released)
+        loading = worker.submit(_load_kernel)
         staging: list[Future[tuple[int, Counter[str]]]] = []
         finishing: list[Future[pa.Table]] = []
         writing: list[Future[None]] = []
@@ -234,6 +244,7 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
         if not isinstance(drugs, pa.Table):  # rows of no person: only counted
             staging.append(worker.submit(stage, drugs.without_person(), 0, 0))
             drugs.done()  # (the database may close while the last persons are staged)
+        loading.result()
         for done in staging:
             bad_rows += done.result()[1]
         tables = [done.result() for done in finishing]
@@ -269,7 +280,6 @@ def stage_scan(
     spec = spec or load_omop_spec()
     k = knowledge or load_knowledge()
     rules = spec.rules
-    from trdstage.cohort import scan_kernel as sk  # Numba: imported when needed, not before
 
     say = step or (lambda _m: None)
     clock: dict[str, float] = {}
@@ -349,37 +359,37 @@ def stage_scan(
         if outcome in code_of:
             failure_code[code_of[outcome]] = 1
     severity_on = readings is not None and bool(rules.severity_from_phq9)
-    settings_int = np.zeros(sk.N_SETTINGS_INT, dtype=np.int64)
+    settings_int = np.zeros(lay.N_SETTINGS_INT, dtype=np.int64)
     for index, value in (
-        (sk.SAME_GAP, policy.same_agent_gap_days), (sk.WASHOUT, rules.episode_washout_days),
-        (sk.MDD_OPENS, rules.mdd_diagnosis_opens_episode),
-        (sk.REQUIRE_MDD, rules.require_mdd_diagnosis), (sk.AS_OF, asof_day),
-        (sk.AUG_GAP, augmenter_gap_days(rules, policy)), (sk.DURATION_ONLY, duration_only),
-        (sk.MIN_DAYS, round(policy.min_adequate_weeks * 7)),
-        (sk.SWITCH_DAYS, -1 if policy.failure_from_switch_days is None
+        (lay.SAME_GAP, policy.same_agent_gap_days), (lay.WASHOUT, rules.episode_washout_days),
+        (lay.MDD_OPENS, rules.mdd_diagnosis_opens_episode),
+        (lay.REQUIRE_MDD, rules.require_mdd_diagnosis), (lay.AS_OF, asof_day),
+        (lay.AUG_GAP, augmenter_gap_days(rules, policy)), (lay.DURATION_ONLY, duration_only),
+        (lay.MIN_DAYS, round(policy.min_adequate_weeks * 7)),
+        (lay.SWITCH_DAYS, -1 if policy.failure_from_switch_days is None
          else policy.failure_from_switch_days),
-        (sk.CONCURRENT_DAYS, policy.concurrent_min_days),
-        (sk.BASELINE_WINDOW, policy.baseline_window_days),
-        (sk.CURRENT_EPISODE, policy.scope is Scope.current_episode),
-        (sk.ECT_GAP, rules.ect_course_gap_days), (sk.ECT_MIN_SESSIONS, policy.ect_min_sessions),
-        (sk.RTMS_GAP, rules.rtms_course_gap_days),
-        (sk.SEVERITY_WINDOW, rules.severity_window_days if severity_on else -1),
-        (sk.MGH_LONG_DAYS, min_days_over_weeks(policy.mgh_duration_optimisation_weeks)),
-        (sk.TCA_MECH, mech_names.index(tr.stage_3_mechanism)),
-        (sk.MAOI_MECH, mech_names.index(tr.stage_4_mechanism)),
-        (sk.TCA_CLASS, cls_names.index(class_of(k, policy, tr.stage_3_mechanism))),
-        (sk.MAOI_CLASS, cls_names.index(class_of(k, policy, tr.stage_4_mechanism))),
-        (sk.REG_NEEDED, policy.regulatory_min_failed_agents),
-        (sk.UNKNOWN_FAILS, "unknown" in failure),
+        (lay.CONCURRENT_DAYS, policy.concurrent_min_days),
+        (lay.BASELINE_WINDOW, policy.baseline_window_days),
+        (lay.CURRENT_EPISODE, policy.scope is Scope.current_episode),
+        (lay.ECT_GAP, rules.ect_course_gap_days), (lay.ECT_MIN_SESSIONS, policy.ect_min_sessions),
+        (lay.RTMS_GAP, rules.rtms_course_gap_days),
+        (lay.SEVERITY_WINDOW, rules.severity_window_days if severity_on else -1),
+        (lay.MGH_LONG_DAYS, min_days_over_weeks(policy.mgh_duration_optimisation_weeks)),
+        (lay.TCA_MECH, mech_names.index(tr.stage_3_mechanism)),
+        (lay.MAOI_MECH, mech_names.index(tr.stage_4_mechanism)),
+        (lay.TCA_CLASS, cls_names.index(class_of(k, policy, tr.stage_3_mechanism))),
+        (lay.MAOI_CLASS, cls_names.index(class_of(k, policy, tr.stage_4_mechanism))),
+        (lay.REG_NEEDED, policy.regulatory_min_failed_agents),
+        (lay.UNKNOWN_FAILS, "unknown" in failure),
     ):
         settings_int[index] = int(value)
-    settings_float = np.zeros(sk.N_SETTINGS_FLOAT, dtype=np.float64)
+    settings_float = np.zeros(lay.N_SETTINGS_FLOAT, dtype=np.float64)
     for index, number in (
-        (sk.RESPONSE_PCT, policy.response_min_reduction_pct),
-        (sk.PARTIAL_PCT, policy.partial_response_min_reduction_pct),
-        (sk.PTS_FAILED, pts["failed_trial"].value), (sk.PTS_DOSE, pts["dose_optimisation"].value),
-        (sk.PTS_DURATION, pts["duration_optimisation"].value),
-        (sk.PTS_AUGMENT, pts["augmentation_or_combination"].value),
+        (lay.RESPONSE_PCT, policy.response_min_reduction_pct),
+        (lay.PARTIAL_PCT, policy.partial_response_min_reduction_pct),
+        (lay.PTS_FAILED, pts["failed_trial"].value), (lay.PTS_DOSE, pts["dose_optimisation"].value),
+        (lay.PTS_DURATION, pts["duration_optimisation"].value),
+        (lay.PTS_AUGMENT, pts["augmentation_or_combination"].value),
     ):
         settings_float[index] = float(number)
     lap("arrays")
@@ -440,30 +450,30 @@ def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
     models = k.models
     pts = models.mgh.points
     n_cur = len(cur_pid)
-    cur_n = out_i[sk.N_EPISODES]
-    cur_onset = out_i[sk.ONSET]
-    cur_end = out_i[sk.CUR_END]
-    failed_trials = out_i[sk.FAILED_TRIALS]
-    classes = out_i[sk.CLASSES]
-    failed_agents = out_i[sk.FAILED_AGENTS]
-    n_tca, n_maoi = out_i[sk.N_TCA], out_i[sk.N_MAOI]
-    n_cls_tca, n_cls_maoi = out_i[sk.N_CLS_TCA], out_i[sk.N_CLS_MAOI]
-    first_start, last_end = out_i[sk.FIRST_START], out_i[sk.LAST_END]
-    n_trials = out_i[sk.N_TRIALS]
-    adequate_trials = out_i[sk.ADEQUATE_TRIALS]
-    duration_only_trials = out_i[sk.DURATION_ONLY_TRIALS]
-    aug_used = out_i[sk.AUG_USED] > 0
-    regulatory_met = out_i[sk.REG_AGENTS] >= policy.regulatory_min_failed_agents
-    reg_first = out_i[sk.REG_FIRST]
-    ect_courses, failed_ect = out_i[sk.ECT_COURSES], out_i[sk.FAILED_ECT]
-    rtms_courses = out_i[sk.RTMS_COURSES]
-    mgh_trials = out_f[sk.MGH_TRIALS]
+    cur_n = out_i[lay.N_EPISODES]
+    cur_onset = out_i[lay.ONSET]
+    cur_end = out_i[lay.CUR_END]
+    failed_trials = out_i[lay.FAILED_TRIALS]
+    classes = out_i[lay.CLASSES]
+    failed_agents = out_i[lay.FAILED_AGENTS]
+    n_tca, n_maoi = out_i[lay.N_TCA], out_i[lay.N_MAOI]
+    n_cls_tca, n_cls_maoi = out_i[lay.N_CLS_TCA], out_i[lay.N_CLS_MAOI]
+    first_start, last_end = out_i[lay.FIRST_START], out_i[lay.LAST_END]
+    n_trials = out_i[lay.N_TRIALS]
+    adequate_trials = out_i[lay.ADEQUATE_TRIALS]
+    duration_only_trials = out_i[lay.DURATION_ONLY_TRIALS]
+    aug_used = out_i[lay.AUG_USED] > 0
+    regulatory_met = out_i[lay.REG_AGENTS] >= policy.regulatory_min_failed_agents
+    reg_first = out_i[lay.REG_FIRST]
+    ect_courses, failed_ect = out_i[lay.ECT_COURSES], out_i[lay.FAILED_ECT]
+    rtms_courses = out_i[lay.RTMS_COURSES]
+    mgh_trials = out_f[lay.MGH_TRIALS]
 
     # ------------------------------------------------------------ severity, flags
     severity_code = np.full(n_cur, -1, dtype=np.int64)
     severity_values: list[str | None] = []
     if fx.severity_on:
-        value = out_f[sk.SEVERITY_VALUE]
+        value = out_f[lay.SEVERITY_VALUE]
         hit = ~np.isnan(value)
         for i, band in enumerate(k.scales["PHQ-9"].bands):
             target = rules.severity_from_phq9.get(band.label)
