@@ -155,8 +155,8 @@ def _small_pages() -> Iterator[None]:
     """NumPy asks Linux for transparent huge pages on every array of 4 MB or more
     (madvise). Where the kernel's THP defrag setting is `madvise` (the usual default), the first
     touch of such a region may stop to reclaim and compact memory, and the scan allocates
-    and frees hundreds of such arrays: at 1M persons its run took 0.2 to 0.3 s longer with huge
-    pages than without (median of 7 alternating runs; docs/cohort.md). So the run asks for
+    and frees hundreds of such arrays: at 1M persons its run took 0.07 to 0.3 s longer with huge
+    pages than without (medians of 5 to 9 alternating runs; docs/cohort.md). So the run asks for
     ordinary pages and sets NumPy back afterwards; a NUMPY_MADVISE_HUGEPAGE the user set is
     left alone."""
     try:
