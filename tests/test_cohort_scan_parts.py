@@ -571,6 +571,11 @@ def test_a_failed_write_leaves_the_old_file(synthetic: Path, tmp_path: Path,
     assert str(out) in str(failed.value) and "No space left" in str(failed.value)
     assert out.read_bytes() == b"the previous results"
     assert [p.name for p in tmp_path.iterdir()] == ["results.parquet"]
+    FullDisk.parts = 0  # into folders that do not exist yet: none is left behind
+    with pytest.raises(InputError):
+        stage_cohort(str(synthetic), DEMO_AS_OF, load_policy("claims"),
+                     out=tmp_path / "new" / "deeper" / "results.parquet")
+    assert not (tmp_path / "new").exists()
 
 
 def test_the_run_sets_numpy_back(synthetic: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,6 +58,7 @@ def parquet_writer_atomic(path: str | Path,
     file at `path`: written to a temporary file beside it and moved into place when the block
     ends without error; on an error it is removed and `path` is left as it was."""
     path = Path(path)
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -73,6 +74,9 @@ def parquet_writer_atomic(path: str | Path,
             with suppress(Exception):
                 writer.close()
         Path(tmp).unlink(missing_ok=True)
+        for folder in made:  # the folders made for it, if nothing else went there meanwhile
+            with suppress(OSError):
+                folder.rmdir()
         raise
 
 

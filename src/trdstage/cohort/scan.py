@@ -9,10 +9,10 @@ baseline and endpoint, the switch and overlap tests, courses, per-person counts)
 compiled pass over them (`scan_kernel.py`, one thread per range of persons), and every model's
 arithmetic runs here on the per-person counts. When the reader can (`DrugRows`, on DuckDB), the
 drug rows come a range of person ids at a time, each range staged on a worker thread while the
-next is read, and its models and table computed on a third thread (and handed to the Parquet
-writer) while the next is staged. The rules are the expression's, step for step (the
-kernel's comments name the step of `build_plan` each block mirrors), and the equivalence tests
-hold both paths to `engine.assess` on every person.
+next is read, and its models and table computed on two more threads (and handed, in order, to
+the Parquet writer) while the next ranges are staged. The rules are the expression's, step for
+step (the kernel's comments name the step of `build_plan` each block mirrors), and the
+equivalence tests hold both paths to `engine.assess` on every person.
 """
 
 from __future__ import annotations
@@ -171,10 +171,10 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
                      ) -> tuple[list[pa.Table], dict[str, int]]:
     """The compiled pass over every person, the drug rows read a range of persons at a time
     (one range when they come as a table), three steps in flight: while the next range is read,
-    a worker thread groups and stages the range before it and a third thread computes every
-    model's result for the range before that and hands its table to `on_table` (the Parquet
-    writer). Returns the ranges' tables (in person_id order) and the drug rows left out
-    (negative supply, end before start)."""
+    a worker thread groups and stages the range before it, and two more threads compute every
+    model's result for the ranges before that, whose tables a fourth hands to `on_table` (the
+    Parquet writer) in person_id order. Returns the ranges' tables (in person_id order) and the
+    drug rows left out (negative supply, end before start)."""
     if isinstance(drugs, pa.Table):
         table = drugs
         reads: list[tuple[int, int, Callable[[], pa.Table]]] = [(0, len(people), lambda: table)]
