@@ -62,51 +62,103 @@ class OmopSource:
         return name in self.tables
 
 
-def _dtype_ok(dtype: Any, wanted: str) -> bool:
+# A column's type as `check_columns` judges it: its family (int, float, decimal, string, date,
+# timestamp, null or other) and its name in messages (as Ibis prints it).
+ColumnType = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ColumnRead:
+    """How one omop.yaml column is read from a table (`check_columns`)."""
+
+    name: str  # omop.yaml's name
+    type: str  # omop.yaml's type: int64, int32, float64, date or string
+    actual: str | None = None  # the table's own name for it; None: absent, read as a typed null
+    to_date: bool = False  # a timestamp, read as its date
+    cast: bool = False  # cast to `type`
+
+
+def _type_ok(family: str, wanted: str) -> bool:
     if wanted in ("int64", "int32"):
-        return bool(dtype.is_integer())
+        return family == "int"
     if wanted == "float64":
-        return bool(dtype.is_numeric())
+        return family in ("int", "float", "decimal")
     if wanted == "date":
-        return bool(dtype.is_date() or dtype.is_timestamp())
-    return bool(dtype.is_string())
+        return family in ("date", "timestamp")
+    return family == "string"
 
 
-def check_tables(raw: Mapping[str, Any], label: str, spec: OmopSpec | None = None) -> OmopSource:
-    """Validate and type the tables; raise InputError naming the table and column at fault."""
-    import ibis  # type: ignore[import-untyped]
-
-    spec = spec or load_omop_spec()
-    out: dict[str, Any] = {}
+def check_columns(columns: Mapping[str, Mapping[str, ColumnType]], label: str,
+                  spec: OmopSpec) -> tuple[dict[str, list[ColumnRead]], list[str]]:
+    """The rules of omop.yaml's tables on what a database has (table -> its columns, by their
+    own names, -> type), for every reader (Ibis here, DuckDB's own SQL in
+    `cohort/duckdb_native.py`): how each column of each table present is read, and the optional
+    tables missing. An InputError names the table or column at fault: a required table or column
+    missing (names compared without regard to case), or a column of the wrong type (a column of
+    nulls passes)."""
+    reads: dict[str, list[ColumnRead]] = {}
     missing_optional: list[str] = []
     for name, tspec in spec.tables.items():
-        table = raw.get(name)
-        if table is None:
+        got = columns.get(name)
+        if got is None:
             if tspec.optional:
                 missing_optional.append(name)
                 continue
             raise InputError(f"{label}: table {name}", "missing (an OMOP CDM 5.4 table trdstage "
                              f"needs; columns {', '.join(tspec.required)})")
-        schema = table.schema()
-        cols = {c.lower(): c for c in schema.names}
-        selected = {}
+        cols = {c.lower(): c for c in got}
+        plan = reads[name] = []
         for col in tspec.columns:
             actual = cols.get(col.name)
             if actual is None:
                 if col.required:
                     raise InputError(f"{label}: {name}.{col.name}", "missing column")
-                selected[col.name] = ibis.null().cast(col.type)
+                plan.append(ColumnRead(col.name, col.type))
                 continue
-            dtype = schema[actual]
-            if not _dtype_ok(dtype, col.type) and not dtype.is_null():
+            family, shown = got[actual]
+            if not _type_ok(family, col.type) and family != "null":
                 raise InputError(f"{label}: {name}.{col.name}",
-                                 f"has type {dtype}, expected {col.type}")
-            expr = table[actual]
-            if col.type == "date" and dtype.is_timestamp():
+                                 f"has type {shown}, expected {col.type}")
+            to_date = col.type == "date" and family == "timestamp"
+            cast = not to_date and (col.type in ("int64", "int32", "float64") or family == "null")
+            plan.append(ColumnRead(col.name, col.type, actual, to_date, cast))
+    return reads, missing_optional
+
+
+def _ibis_family(dtype: Any) -> str:
+    for family, test in (("null", dtype.is_null), ("int", dtype.is_integer),
+                         ("float", dtype.is_floating), ("decimal", dtype.is_decimal),
+                         ("string", dtype.is_string), ("date", dtype.is_date),
+                         ("timestamp", dtype.is_timestamp)):
+        if test():
+            return family
+    return "other"
+
+
+def check_tables(raw: Mapping[str, Any], label: str, spec: OmopSpec | None = None) -> OmopSource:
+    """Validate and type the tables (`check_columns`); raise InputError naming the table and
+    column at fault."""
+    import ibis  # type: ignore[import-untyped]
+
+    spec = spec or load_omop_spec()
+    present = {name: table for name, table in raw.items() if table is not None}
+    reads, missing_optional = check_columns(
+        {name: {c: (_ibis_family(t), str(t)) for c, t in table.schema().items()}
+         for name, table in present.items()}, label, spec)
+    out: dict[str, Any] = {}
+    for name, plan in reads.items():
+        table = present[name]
+        selected = {}
+        for read in plan:
+            if read.actual is None:
+                selected[read.name] = ibis.null().cast(read.type)
+                continue
+            expr = table[read.actual]
+            if read.to_date:
                 expr = expr.date()
-            elif col.type in ("int64", "int32", "float64") or dtype.is_null():
-                expr = expr.cast(col.type)
-            selected[col.name] = expr
+            elif read.cast:
+                expr = expr.cast(read.type)
+            selected[read.name] = expr
         out[name] = table.select(**selected)
     return OmopSource(con=None, tables=out, label=label, missing_optional=missing_optional)
 

@@ -42,7 +42,13 @@ import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from trdstage.adapters.errors import InputError
-from trdstage.adapters.omop import Concepts, DrugConcept, formulary_ingredients, redact_url
+from trdstage.adapters.omop import (
+    Concepts,
+    DrugConcept,
+    check_columns,
+    formulary_ingredients,
+    redact_url,
+)
 from trdstage.cohort.rules import agent_names
 from trdstage.cohort.scan_inputs import DrugRows, ScanInputs
 from trdstage.domain import Policy, Scale
@@ -172,40 +178,25 @@ def _parquet_tables(con: duckdb.DuckDBPyConnection, folder: Path,
 
 def _check(raw: dict[str, Columns], label: str,
            spec: OmopSpec) -> tuple[dict[str, str], list[str]]:
-    """`check_tables`: the typed SELECT of each table, or the same InputError."""
+    """`check_columns` (the rules `check_tables` applies through Ibis): the typed SELECT of each
+    table, or the same InputError."""
+    reads, missing_optional = check_columns(
+        {name: {c: (_family(t), ibis_type_name(t, nullable)) for c, t, nullable in columns}
+         for name, columns in raw.items()}, label, spec)
     out: dict[str, str] = {}
-    missing_optional: list[str] = []
-    for name, tspec in spec.tables.items():
-        columns = raw.get(name)
-        if columns is None:
-            if tspec.optional:
-                missing_optional.append(name)
-                continue
-            raise InputError(f"{label}: table {name}", "missing (an OMOP CDM 5.4 table trdstage "
-                             f"needs; columns {', '.join(tspec.required)})")
-        types = {c: (t, nullable) for c, t, nullable in columns}
-        cols = {c.lower(): c for c, _, _ in columns}
+    for name, plan in reads.items():
         selected = []
-        for col in tspec.columns:
-            actual = cols.get(col.name)
-            target = SQL_TYPES[col.type]
-            if actual is None:
-                if col.required:
-                    raise InputError(f"{label}: {name}.{col.name}", "missing column")
-                selected.append(f"CAST(NULL AS {target}) AS {_quote(col.name)}")
+        for read in plan:
+            target = SQL_TYPES[read.type]
+            if read.actual is None:
+                selected.append(f"CAST(NULL AS {target}) AS {_quote(read.name)}")
                 continue
-            duck, nullable = types[actual]
-            family = _family(duck)
-            if not _type_ok(family, col.type) and family != "null":
-                raise InputError(f"{label}: {name}.{col.name}",
-                                 f"has type {ibis_type_name(duck, nullable)}, "
-                                 f"expected {col.type}")
-            expr = _quote(col.name)  # DuckDB matches identifiers without regard to case
-            if col.type == "date" and family == "timestamp":
+            expr = _quote(read.name)  # DuckDB matches identifiers without regard to case
+            if read.to_date:
                 expr = f"CAST({expr} AS DATE)"
-            elif col.type in ("int64", "int32", "float64") or family == "null":
+            elif read.cast:
                 expr = f"CAST({expr} AS {target})"
-            selected.append(f"{expr} AS {_quote(col.name)}")
+            selected.append(f"{expr} AS {_quote(read.name)}")
         # every name in it is omop.yaml's (a fixed identifier): none comes from the database
         out[name] = f"SELECT {', '.join(selected)} FROM {_quote(name)}"  # noqa: S608
     return out, missing_optional
@@ -217,7 +208,7 @@ def _empty_select(tspec: TableSpec) -> str:
     return f"SELECT {columns} WHERE false"
 
 
-# DuckDB type names (as DESCRIBE gives them) -> what Ibis makes of them: the family `_dtype_ok`
+# DuckDB type names (as DESCRIBE gives them) -> what Ibis makes of them: the family `check_columns`
 # tests and the name its messages print.
 _SCALARS = {
     "TINYINT": ("int", "int8"), "SMALLINT": ("int", "int16"), "INTEGER": ("int", "int32"),
@@ -246,16 +237,6 @@ def _family(duck: str) -> str:
     if duck.startswith("ENUM("):
         return "string"
     return "other"
-
-
-def _type_ok(family: str, wanted: str) -> bool:
-    if wanted in ("int64", "int32"):
-        return family == "int"
-    if wanted == "float64":
-        return family in ("int", "float", "decimal")
-    if wanted == "date":
-        return family in ("date", "timestamp")
-    return family == "string"
 
 
 def _split_args(inner: str) -> list[str]:
