@@ -4,9 +4,9 @@
   int64, int32, float64, bool, date32 and cast types) as pyarrow's own `to_pylist` sees them,
   nulls filled or refused; `arrow_of` and `strings_of` build the arrays `pa.array` builds; the
   two directions round-trip; and none of it imports pandas.
-- `scan_kernel.shift_months`: the same day of the month, clamped to the month's last day, as
+- `scan_native.shift_months`: the same day of the month, clamped to the month's last day, as
   `datetime` and `calendar` compute it.
-- `scan_kernel.group_drugs`: per person, its antidepressant rows and then its other rows, each
+- `scan_native.group_drugs`: per person, its antidepressant rows and then its other rows, each
   sorted by (agent, start, drug_exposure_id), as a plain Python sort gives them (dense and sparse
   person ids, persons with many rows).
 - `scan.stage_scan`: the same person table with one thread as with two or three.
@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from trdstage.adapters.errors import InputError
-from trdstage.cohort import scan_kernel
+from trdstage.cohort import scan_native
 from trdstage.cohort.arrow_arrays import arrow_of, numpy_of, strings_of
 from trdstage.cohort.duckdb_native import (
     open_duckdb,
@@ -298,7 +298,7 @@ def _shifted(d: date, months: int) -> date | None:
     (date(1, 1, 31), 1, date(1, 2, 28)),
 ])
 def test_shift_months_examples(start: date, months: int, want: date) -> None:
-    got = scan_kernel.shift_months(np.array([day(start)]), months)
+    got = scan_native.shift_months(np.array([day(start)]), months)
     assert got.dtype == np.int64
     assert got.tolist() == [day(want)]
 
@@ -310,10 +310,10 @@ def test_shift_months_is_calendar_arithmetic(dates: list[date], months: int,
                                              dtype: type[np.generic]) -> None:
     kept = [(d, w) for d in dates if (w := _shifted(d, months)) is not None]
     days = np.array([day(d) for d, _ in kept], dtype)
-    got = scan_kernel.shift_months(days, months)
+    got = scan_native.shift_months(days, months)
     assert got.dtype == np.int64
     assert got.tolist() == [day(w) for _, w in kept]
-    assert scan_kernel.shift_months(days, 0).tolist() == days.tolist()
+    assert scan_native.shift_months(days, 0).tolist() == days.tolist()
 
 
 # --------------------------------------------------------------------------- drug rows by person
@@ -361,7 +361,7 @@ def drug_rows(draw: st.DrawFn) -> DrugRows:
 @given(rows=drug_rows())
 @settings(max_examples=80, deadline=None)
 def test_group_drugs_is_a_sort_per_person(rows: DrugRows) -> None:
-    order, offsets = scan_kernel.group_drugs(rows.P, rows.G, rows.S, rows.ID, rows.is_ad,
+    order, offsets = scan_native.group_drugs(rows.P, rows.G, rows.S, rows.ID, rows.is_ad,
                                              rows.skip, rows.people)
     m = len(rows.people)
     rank = {int(p): k for k, p in enumerate(rows.people)}
@@ -385,10 +385,10 @@ def test_group_drugs_empty() -> None:
     none_i64 = np.zeros(0, np.int64)
     none_i32 = np.zeros(0, np.int32)
     none_b = np.zeros(0, bool)
-    order, offsets = scan_kernel.group_drugs(none_i64, none_i32, none_i32, none_i64, none_b,
+    order, offsets = scan_native.group_drugs(none_i64, none_i32, none_i32, none_i64, none_b,
                                              none_b, np.array([3, 7], np.int64))
     assert order.tolist() == [] and offsets.tolist() == [0, 0, 0, 0, 0]
-    order, offsets = scan_kernel.group_drugs(np.array([5], np.int64), np.array([0], np.int32),
+    order, offsets = scan_native.group_drugs(np.array([5], np.int64), np.array([0], np.int32),
                                              np.array([0], np.int32), np.array([1], np.int64),
                                              np.array([True]), np.array([False]), none_i64)
     assert order.tolist() == [] and offsets.tolist() == [0]
@@ -422,16 +422,17 @@ def test_threads_give_the_same_table(synthetic: Path, as_of: date, policy_name: 
     assert person_ids == sorted(set(person_ids))
 
     # split even this small cohort, and count the ranges staged
-    monkeypatch.setattr(scan_kernel, "MIN_PERSONS_PER_THREAD", 1)
+    monkeypatch.setattr(scan_native, "MIN_PERSONS_PER_THREAD", 1)
     calls: list[int] = []
-    stage = scan_kernel.stage_persons
+    call = scan_native.Kernel.call
 
-    def counted(*args: Any) -> Any:
-        if len(args[scan_kernel._PEOPLE]):  # (not the kernel's warm-up call, on no one)
+    def counted(self: scan_native.Kernel, name: str, args: tuple[Any, ...],
+                table: tuple[Any, ...]) -> int:
+        if name == "stage" and len(args[scan_native._PEOPLE]):  # ranges that hold persons
             calls.append(1)
-        return stage(*args)
+        return call(self, name, args, table)
 
-    monkeypatch.setattr(scan_kernel, "stage_persons", counted)
+    monkeypatch.setattr(scan_native.Kernel, "call", counted)
     for threads in (2, 3):
         calls.clear()
         many = staged(threads)

@@ -160,9 +160,9 @@ def _person_ranges(people: I64, batches: int) -> list[tuple[int, int, int, int]]
 
 
 def _load_kernel() -> None:
-    from trdstage.cohort import scan_kernel
+    from trdstage.cohort import scan_native
 
-    scan_kernel.warm_up()
+    scan_native.warm_up()
 
 
 def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any, ...],
@@ -184,7 +184,7 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
     out = lay.new_results(len(people))
 
     def stage(rows: pa.Table, a: int, b: int) -> tuple[int, Counter[str]]:
-        from trdstage.cohort import scan_kernel as sk
+        from trdstage.cohort import scan_native as sk
 
         bad: Counter[str] = Counter()
         skip = ~numpy_of(pc.is_valid(rows["person_id"]), np.bool_)
@@ -443,7 +443,7 @@ def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
     """Every model's result and the person-level table of the staged persons `cur_pid` (in
     person_id order), from the compiled pass's per-person counts (`out_i`, `out_f`: their
     columns)."""
-    from trdstage.cohort import scan_kernel as sk
+    from trdstage.cohort import scan_native as sk
 
     t0 = time.perf_counter()
     k, policy, rules = fx.k, fx.policy, fx.rules

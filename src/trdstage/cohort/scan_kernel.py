@@ -17,11 +17,11 @@ omop.yaml and the knowledge files by `scan.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
+from numba.extending import intrinsic
 
 from trdstage.cohort.scan_layout import (
     ADEQUATE_TRIALS,
@@ -55,8 +55,6 @@ from trdstage.cohort.scan_layout import (
     N_FLOAT,
     N_INT,
     N_MAOI,
-    N_SETTINGS_FLOAT,
-    N_SETTINGS_INT,
     N_TCA,
     N_TRIALS,
     ONSET,
@@ -80,15 +78,14 @@ from trdstage.cohort.scan_layout import (
     TCA_MECH,
     UNKNOWN_FAILS,
     WASHOUT,
-    move_results,
-    new_results,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _compiled(function: F) -> F:
-    return cast(F, numba.njit(cache=True, nogil=True, boundscheck=False)(function))
+    return cast(F, numba.njit(cache=True, nogil=True, boundscheck=False,
+                               error_model="numpy")(function))
 
 
 
@@ -188,29 +185,45 @@ def _course(days: Any, k: int, end: int, gap: int) -> tuple[int, int, int]:
 
 
 @_compiled
-def _person_rank(P: Any, people: Any) -> Any:
-    """Each row's place in `people` (sorted, distinct), -1 when the person is not there: a
-    lookup table when the ids are dense enough, a binary search otherwise."""
+def _lower_bound(values: Any, x: int) -> int:
+    """The first place in `values` (sorted) whose value is not below x."""
+    lo = 0
+    hi = len(values)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@_compiled
+def _person_rank(P: Any, people: Any, rank: Any, table: Any) -> None:
+    """Each row's place in `people` (sorted, distinct) written to `rank`, -1 when the person is
+    not there: through `table` (room for people[0] .. people[-1], when the caller gives one:
+    the ids dense enough) or else a binary search."""
     n = len(P)
     m = len(people)
-    rank = np.full(n, -1, np.int32)
+    for i in range(n):
+        rank[i] = -1
     if m == 0:
-        return rank
+        return
     lo = people[0]
     hi = people[m - 1]
-    if float(hi) - float(lo) <= 4.0 * m + 1024.0:
-        table = np.full(hi - lo + 1, -1, np.int32)
+    if len(table) > 0:
+        for k in range(len(table)):
+            table[k] = -1
         for k in range(m):
             table[people[k] - lo] = k
         for i in range(n):
             if lo <= P[i] <= hi:
                 rank[i] = table[P[i] - lo]
     else:
-        at = np.searchsorted(people, P)
         for i in range(n):
-            if at[i] < m and people[at[i]] == P[i]:
-                rank[i] = at[i]
-    return rank
+            at = _lower_bound(people, P[i])
+            if at < m and people[at] == P[i]:
+                rank[i] = at
 
 
 @_compiled
@@ -266,55 +279,56 @@ def _sort_rows(order: Any, lo: int, hi: int, G: Any, S: Any, ID: Any, tmp: Any) 
                 tmp[k] = order[j]
                 j += 1
                 k += 1
-            order[a:end] = tmp[:k]
+            for u in range(k):
+                order[a + u] = tmp[u]
         width *= 2
 
 
 @_compiled
-def _counting_sort(bucket: Any, n_buckets: int) -> tuple[Any, Any]:
-    """Row numbers grouped by bucket (0 .. n_buckets - 1; rows in bucket -1 left out), each
-    bucket's rows in their given order, and the offsets: bucket b is order[offsets[b]:
-    offsets[b + 1]]."""
-    offsets = np.zeros(n_buckets + 1, np.int64)
+def _counting_sort(bucket: Any, n_buckets: int, order: Any, offsets: Any, fill: Any) -> int:
+    """Row numbers grouped by bucket (0 .. n_buckets - 1; rows in bucket -1 left out) written to
+    `order`, each bucket's rows in their given order, and the offsets: bucket b is
+    order[offsets[b]:offsets[b + 1]] (`fill`: room for n_buckets). Returns the rows kept."""
+    for b in range(n_buckets + 1):
+        offsets[b] = 0
     for b in bucket:
         if b >= 0:
             offsets[b + 1] += 1
     for b in range(n_buckets):
         offsets[b + 1] += offsets[b]
-    fill = offsets[:-1].copy()
-    order = np.empty(offsets[n_buckets], np.int64)
+    for b in range(n_buckets):
+        fill[b] = offsets[b]
     for i in range(len(bucket)):
         b = bucket[i]
         if b >= 0:
             order[fill[b]] = i
             fill[b] += 1
-    return order, offsets
+    return int(offsets[n_buckets])
 
 
 @_compiled
-def group_drug_rows(P: Any, G: Any, S: Any, ID: Any, is_ad: Any, skip: Any,
-                    people: Any) -> tuple[Any, Any]:
+def group_drug_rows(P: Any, G: Any, S: Any, ID: Any, is_ad: Any, skip: Any, people: Any,
+                    rank: Any, table: Any, order: Any, offsets: Any, fill: Any,
+                    tmp: Any) -> int:
     """The drug rows in the order `stage_persons` reads them, without moving them: per person
     (in `people` order) its antidepressant rows, then per person its augmenter rows, each by
     agent, start and drug_exposure_id. Rows marked `skip` (excluded, counted by the caller) and
     rows of persons not in `people` are left out, as the pass would pass over them. A counting
     sort on the person, then a sort within each person: linear in the rows, where a database
     sort on five keys costs twice the read.
-    Returns (row numbers in that order, offsets: person k's antidepressant rows are
-    order[offsets[k]:offsets[k + 1]], its augmenter rows order[offsets[m + k]:offsets[m + k + 1]]
-    with m persons)."""
+    Writes the row numbers in that order to `order` and the offsets to `offsets`: person k's
+    antidepressant rows are order[offsets[k]:offsets[k + 1]], its augmenter rows
+    order[offsets[m + k]:offsets[m + k + 1]] with m persons. Returns how many rows are kept.
+    Scratch from the caller (this code allocates nothing): `rank` (a row each), `table`
+    (`_person_rank`), `fill` (2m), `tmp` (a row each)."""
     m = len(people)
-    bucket = _person_rank(P, people)
+    _person_rank(P, people, rank, table)
     for i in range(len(P)):
-        if bucket[i] < 0 or skip[i]:
-            bucket[i] = -1
+        if rank[i] < 0 or skip[i]:
+            rank[i] = -1
         elif not is_ad[i]:
-            bucket[i] += m
-    order, offsets = _counting_sort(bucket, 2 * m)
-    longest = 0
-    for b in range(2 * m):
-        longest = max(longest, offsets[b + 1] - offsets[b])
-    tmp = np.empty(longest, np.int64)
+            rank[i] += m
+    kept = _counting_sort(rank, 2 * m, order, offsets, fill)
     for b in range(2 * m):
         lo = offsets[b]
         hi = offsets[b + 1]
@@ -322,7 +336,7 @@ def group_drug_rows(P: Any, G: Any, S: Any, ID: Any, is_ad: Any, skip: Any,
             _sort_rows(order, lo, hi, G, S, ID, tmp)
         elif hi - lo > 1:
             _insertion_sort_rows(order, lo, hi, G, S, ID)
-    return order, offsets
+    return kept
 
 
 @_compiled
@@ -357,26 +371,54 @@ def _shift_day(day: int, months: int) -> int:
 
 
 @_compiled
-def add_months(days: Any, months: int) -> Any:
-    """`date + INTERVAL months MONTH` on day numbers since 1970: the same day of the month,
-    clamped to the month's last day (as SQL and dateutil do). Many persons share a day: over a
-    span of days shorter than the array, each day is computed once and looked up."""
+def add_months(days: Any, months: int, out: Any, table: Any) -> None:
+    """`date + INTERVAL months MONTH` on day numbers since 1970, written to `out`: the same day
+    of the month, clamped to the month's last day (as SQL and dateutil do). Many persons share
+    a day: given a `table` with room for every day from the smallest to the largest, each day
+    is computed once and looked up."""
     n = len(days)
-    out = np.empty(n, np.int64)
     if n == 0:
-        return out
-    lo = days.min()
-    hi = days.max()
-    if hi - lo < n // 4:
-        table = np.empty(hi - lo + 1, np.int64)
-        for k in range(hi - lo + 1):
+        return
+    if len(table) > 0:
+        lo = days[0]
+        for i in range(1, n):
+            lo = min(lo, days[i])
+        for k in range(len(table)):
             table[k] = _shift_day(lo + k, months)
         for i in range(n):
             out[i] = table[days[i] - lo]
     else:
         for i in range(n):
             out[i] = _shift_day(days[i], months)
-    return out
+
+
+@_compiled
+def _longest_runs(ad_off: Any, aug_off: Any, mP: Any) -> tuple[int, int, int]:
+    """The most antidepressant rows, augmenter rows and MDD diagnoses of any one person (at
+    least 1 each)."""
+    longest_t = 1
+    longest_a = 1
+    for r in range(len(ad_off) - 1):
+        longest_t = max(longest_t, ad_off[r + 1] - ad_off[r])
+    for r in range(len(aug_off) - 1):
+        longest_a = max(longest_a, aug_off[r + 1] - aug_off[r])
+    longest_m = 1
+    n_m = len(mP)
+    i = 0
+    while i < n_m:
+        j = _run_end(mP, i, n_m, mP[i])
+        longest_m = max(longest_m, j - i)
+        i = j
+    return longest_t, longest_a, longest_m
+
+
+@_compiled
+def scratch_needs(ad_off: Any, aug_off: Any, mP: Any, needs: Any) -> None:
+    """The scratch `stage_persons` needs on these rows, written to needs[0] (int64 values) and
+    needs[1] (booleans)."""
+    lt, la, lm = _longest_runs(ad_off, aug_off, mP)
+    needs[0] = 8 * lt + 3 * la + 2 * lm
+    needs[1] = 5 * lt
 
 
 @_compiled
@@ -390,10 +432,12 @@ def stage_persons(
     min_mg: Any, mech_idx: Any, cls_idx: Any, failure_code: Any,
     settings_int: Any, settings_float: Any,
     out_p: Any, out_i: Any, out_f: Any, at: int,
+    scratch_i: Any, scratch_b: Any,
 ) -> int:
     """Every candidate person (an antidepressant row or an MDD diagnosis) in person_id order:
     the staged ones (the current episode kept) are written to columns at, at + 1, ... of out_p
-    (person ids), out_i [N_INT, .] and out_f [N_FLOAT, .]; returns how many."""
+    (person ids), out_i [N_INT, .] and out_f [N_FLOAT, .]; returns how many, or -1 when the
+    scratch from the caller (this code allocates nothing) is smaller than `scratch_needs`."""
     same_gap = settings_int[SAME_GAP]
     washout = settings_int[WASHOUT]
     mdd_opens = settings_int[MDD_OPENS] != 0
@@ -420,37 +464,28 @@ def stage_persons(
     response_pct = settings_float[RESPONSE_PCT]
     partial_pct = settings_float[PARTIAL_PCT]
 
-    n_m = len(mP)
     n_people = len(people)
 
     # scratch sized to the longest per-person run
-    longest_t = 1
-    longest_a = 1
-    for r in range(n_people):
-        longest_t = max(longest_t, ad_off[r + 1] - ad_off[r])
-        longest_a = max(longest_a, aug_off[r + 1] - aug_off[r])
-    longest_m = 1
-    i = 0
-    while i < n_m:
-        j = _run_end(mP, i, n_m, mP[i])
-        longest_m = max(longest_m, j - i)
-        i = j
-    tr_agent = np.empty(longest_t, np.int64)
-    tr_start = np.empty(longest_t, np.int64)
-    tr_end = np.empty(longest_t, np.int64)
-    tr_adays = np.empty(longest_t, np.int64)
-    tr_raised = np.empty(longest_t, np.bool_)
-    tr_dmiss = np.empty(longest_t, np.bool_)
-    tr_adequate = np.empty(longest_t, np.bool_)
-    tr_failed = np.empty(longest_t, np.bool_)
-    tr_concurrent = np.empty(longest_t, np.bool_)
-    ag_agent = np.empty(longest_a, np.int64)
-    ag_start = np.empty(longest_a, np.int64)
-    ag_end = np.empty(longest_a, np.int64)
-    ev_start = np.empty(longest_t + longest_m, np.int64)
-    ev_end = np.empty(longest_t + longest_m, np.int64)
-    picked = np.empty(longest_t, np.int64)
-    reg_end = np.empty(longest_t, np.int64)
+    lt, la, lm = _longest_runs(ad_off, aug_off, mP)
+    if len(scratch_i) < 6 * lt + 3 * la + 2 * (lt + lm) or len(scratch_b) < 5 * lt:
+        return -1
+    tr_agent = scratch_i[0:lt]
+    tr_start = scratch_i[lt:2 * lt]
+    tr_end = scratch_i[2 * lt:3 * lt]
+    tr_adays = scratch_i[3 * lt:4 * lt]
+    picked = scratch_i[4 * lt:5 * lt]
+    reg_end = scratch_i[5 * lt:6 * lt]
+    ag_agent = scratch_i[6 * lt:6 * lt + la]
+    ag_start = scratch_i[6 * lt + la:6 * lt + 2 * la]
+    ag_end = scratch_i[6 * lt + 2 * la:6 * lt + 3 * la]
+    ev_start = scratch_i[6 * lt + 3 * la:7 * lt + 3 * la + lm]
+    ev_end = scratch_i[7 * lt + 3 * la + lm:8 * lt + 3 * la + 2 * lm]
+    tr_raised = scratch_b[0:lt]
+    tr_dmiss = scratch_b[lt:2 * lt]
+    tr_adequate = scratch_b[2 * lt:3 * lt]
+    tr_failed = scratch_b[3 * lt:4 * lt]
+    tr_concurrent = scratch_b[4 * lt:5 * lt]
 
     n_out = 0
     im = 0
@@ -769,108 +804,89 @@ def stage_persons(
     return n_out
 
 
-# the dtype of each argument of `stage_persons`, in order: person ids int64, agent indexes and
-# day numbers int32, doses and readings float64, row numbers and offsets int64
-_ARG_TYPES = (np.int64, np.int32, np.int32, np.int32, np.float64, np.int64, np.int64, np.int64,
-              np.int64, np.int32, np.int64, np.int32, np.float64,
-              np.int64, np.int32, np.int64, np.int32, np.int64,
-              np.float64, np.int64, np.int64, np.int64, np.int64, np.float64)
-# ... and of `group_drug_rows`: person ids, agent, start, drug_exposure_id, marks, person table
-_GROUP_ARG_TYPES = (np.int64, np.int32, np.int32, np.int64, np.bool_, np.bool_, np.int64)
-# the sorted streams among `stage_persons`' arguments (their person-id column first), the person
-# ids, and the two offset arrays
-_STREAMS = ((8, 10), (10, 13), (13, 15), (15, 17))
-_PEOPLE = 17
-_AD_OFF = 6
-_AUG_OFF = 7
-# below this many persons a second thread costs more than it saves
-MIN_PERSONS_PER_THREAD = 50_000
+# --------------------------------------------------------------------------- entry points
+# C functions over the kernels above, compiled once and cached as object code by `scan_native`,
+# which loads and calls them without Numba. Each takes two int64 arrays, one entry per argument:
+# the address of an array's data and its length (for the two results tables: their columns), or
+# 0 and a scalar's value. The dtypes and order are `scan_layout`'s *_ARGS tables; `scan_native`
+# checks every array against them before a call.
+
+_nb: Any = numba  # (its stubs do not type these: cfunc's options, carray, types)
+_ABI = _nb.types.int64(_nb.types.CPointer(_nb.types.int64), _nb.types.CPointer(_nb.types.int64))
 
 
-def _ready(arrays: tuple[Any, ...], types: tuple[Any, ...]) -> list[Any]:
-    """C-contiguous, read-only views of the stated dtypes (copies only where a dtype differs):
-    one compiled signature serves every call, whether a buffer comes from Arrow (read-only) or
-    from NumPy."""
-    ready = []
-    for array, dtype in zip(arrays, types, strict=True):
-        view = np.require(array, dtype, ("C", "A")).view()
-        view.flags.writeable = False
-        ready.append(view)
-    return ready
+def _entry(function: Callable[[Any, Any], int]) -> Any:
+    return _nb.cfunc(_ABI, nogil=True, error_model="numpy", boundscheck=False)(function)
 
 
-def shift_months(days: Any, months: int) -> Any:
-    """`add_months` on any integer day numbers."""
-    if not months:
-        return np.asarray(days, np.int64)
-    return add_months(_ready((days,), (np.int64,))[0], int(months))
+def _typed_pointer(typingctx: Any, address: Any, dtype: Any) -> Any:
+    """An address as a typed pointer (for numba.carray)."""
+    signature = _nb.types.CPointer(dtype.instance_type)(address, dtype)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+
+    return signature, codegen
 
 
-def group_drugs(*arrays: Any) -> tuple[Any, Any]:
-    """`group_drug_rows` on the arrays, in the dtypes it is compiled for."""
-    return group_drug_rows(*_ready(arrays, _GROUP_ARG_TYPES))
+_pointer: Any = intrinsic(_typed_pointer)
 
 
-def run(*arrays: Any, threads: int = 1) -> tuple[Any, Any, Any]:
-    """`stage_persons` on the arrays, in the dtypes it is compiled for, with the offsets of
-    `group_drug_rows` (one array of 2m + 1) in place of its two offset arguments: (person ids,
-    int results [N_INT, n], float results [N_FLOAT, n]) of the n staged persons (`run_into`)."""
-    out = new_results(len(arrays[_PEOPLE - 1]))
-    n = run_into(out, 0, *arrays, threads=threads)
-    return out[0][:n], out[1][:, :n], out[2][:, :n]
+@numba.njit(inline="always")
+def _v(address: Any, size: Any, k: int, dtype: Any) -> Any:
+    return _nb.carray(_pointer(address[k], dtype), (size[k],))
 
 
-def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1) -> int:
-    """`run`, writing the n staged persons of the m in the arrays' person table to columns
-    at .. at + n - 1 of `out` (`new_results`, room for m from `at`); returns n. The sorted
-    streams may hold rows of other persons (each range reads only its persons' rows). With
-    threads > 1 the persons are cut into that many ranges, each staged on its own thread (the
-    compiled pass releases the GIL; persons are independent) into its own columns, then moved
-    together."""
-    out_p, out_i, out_f = out
-    offsets = arrays[_AD_OFF]
-    m = len(arrays[_PEOPLE - 1])  # (one offsets array: people one place earlier)
-    arrays = (*arrays[:_AD_OFF], offsets[:m + 1], offsets[m:], *arrays[_AD_OFF + 1:])
-    ready = _ready(arrays, _ARG_TYPES)
-    parts = max(1, min(threads, m // MIN_PERSONS_PER_THREAD))
-    bounds = [m * k // parts for k in range(parts + 1)]
-    calls = []
-    for k in range(parts):
-        lo, hi = bounds[k], bounds[k + 1]
-        part = list(ready)
-        part[_PEOPLE] = ready[_PEOPLE][lo:hi]
-        part[_AD_OFF] = ready[_AD_OFF][lo:hi + 1]
-        part[_AUG_OFF] = ready[_AUG_OFF][lo:hi + 1]
-        for first, past in _STREAMS:  # each stream's rows of this range's persons
-            ids = ready[first]
-            a = b = 0
-            if hi > lo:
-                a = int(np.searchsorted(ids, ready[_PEOPLE][lo], "left"))
-                b = int(np.searchsorted(ids, ready[_PEOPLE][hi - 1], "right"))
-            for column in range(first, past):
-                part[column] = ready[column][a:b]
-        calls.append((*part, out_p, out_i, out_f, at + lo))
-    if parts == 1:
-        counts = [stage_persons(*calls[0])]
-    else:
-        with ThreadPoolExecutor(max_workers=parts) as pool:
-            counts = list(pool.map(lambda call: stage_persons(*call), calls))
-    n = counts[0]
-    for k in range(1, parts):  # each range's staged persons, moved up behind the previous
-        move_results(out, at + bounds[k], at + n, counts[k])
-        n += counts[k]
-    return int(n)
+@numba.njit(inline="always")
+def _table(address: Any, size: Any, k: int, rows: int, dtype: Any) -> Any:
+    return _nb.carray(_pointer(address[k], dtype), (rows, size[k]))
 
 
-def warm_up() -> None:
-    """Load (or, the first time, compile) the kernels: a call on empty rows."""
-    settings = np.zeros(N_SETTINGS_INT, np.int64)
-    settings[REG_NEEDED] = 1
-    arrays = [np.zeros(0, dtype) for dtype in _ARG_TYPES]
-    arrays[-2] = settings
-    arrays[-1] = np.zeros(N_SETTINGS_FLOAT)
-    arrays[_AD_OFF] = arrays[_AUG_OFF] = np.zeros(1, np.int64)
-    outputs = [np.zeros(0, np.int64), np.zeros((N_INT, 0), np.int32), np.zeros((N_FLOAT, 0)), 0]
-    stage_persons(*_ready(tuple(arrays), _ARG_TYPES), *outputs)
-    group_drugs(*[np.zeros(0, dtype) for dtype in _GROUP_ARG_TYPES])
-    shift_months(np.zeros(0, np.int64), 1)
+@_entry
+def group_entry(a: Any, n: Any) -> int:
+    """`group_drug_rows` (GROUP_ARGS)."""
+    return group_drug_rows(
+        _v(a, n, 0, np.int64), _v(a, n, 1, np.int32), _v(a, n, 2, np.int32),
+        _v(a, n, 3, np.int64), _v(a, n, 4, np.bool_), _v(a, n, 5, np.bool_),
+        _v(a, n, 6, np.int64), _v(a, n, 7, np.int32), _v(a, n, 8, np.int32),
+        _v(a, n, 9, np.int64), _v(a, n, 10, np.int64), _v(a, n, 11, np.int64),
+        _v(a, n, 12, np.int64))
+
+
+@_entry
+def needs_entry(a: Any, n: Any) -> int:
+    """`scratch_needs` (NEEDS_ARGS)."""
+    scratch_needs(_v(a, n, 0, np.int64), _v(a, n, 1, np.int64), _v(a, n, 2, np.int64),
+                  _v(a, n, 3, np.int64))
+    return 0
+
+
+@_entry
+def months_entry(a: Any, n: Any) -> int:
+    """`add_months` (MONTHS_ARGS; the months: a scalar)."""
+    add_months(_v(a, n, 0, np.int64), n[1], _v(a, n, 2, np.int64), _v(a, n, 3, np.int64))
+    return 0
+
+
+@_entry
+def stage_entry(a: Any, n: Any) -> int:
+    """`stage_persons` (STAGE_ARGS; `at`: a scalar)."""
+    return stage_persons(
+        _v(a, n, 0, np.int64), _v(a, n, 1, np.int32), _v(a, n, 2, np.int32),
+        _v(a, n, 3, np.int32), _v(a, n, 4, np.float64), _v(a, n, 5, np.int64),
+        _v(a, n, 6, np.int64), _v(a, n, 7, np.int64),
+        _v(a, n, 8, np.int64), _v(a, n, 9, np.int32),
+        _v(a, n, 10, np.int64), _v(a, n, 11, np.int32), _v(a, n, 12, np.float64),
+        _v(a, n, 13, np.int64), _v(a, n, 14, np.int32),
+        _v(a, n, 15, np.int64), _v(a, n, 16, np.int32),
+        _v(a, n, 17, np.int64),
+        _v(a, n, 18, np.float64), _v(a, n, 19, np.int64), _v(a, n, 20, np.int64),
+        _v(a, n, 21, np.int64), _v(a, n, 22, np.int64), _v(a, n, 23, np.float64),
+        _v(a, n, 24, np.int64), _table(a, n, 25, N_INT, np.int32),
+        _table(a, n, 26, N_FLOAT, np.float64), n[27],
+        _v(a, n, 28, np.int64), _v(a, n, 29, np.bool_))
+
+
+# name -> compiled entry point (scan_native.ENTRIES)
+ENTRY_POINTS: dict[str, Any] = {"group": group_entry, "needs": needs_entry, "months": months_entry,
+                "stage": stage_entry}

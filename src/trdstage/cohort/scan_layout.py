@@ -75,6 +75,24 @@ PTS_AUGMENT = 5
 N_SETTINGS_FLOAT = 6
 
 
+# The arguments of the compiled entry points (`scan_kernel.ENTRY_POINTS`), in order: an array's
+# dtype, or None for a scalar. Person ids int64, agent indexes and day numbers int32, doses and
+# readings float64, row numbers and offsets int64.
+GROUP_ARGS = (np.int64, np.int32, np.int32, np.int64, np.bool_, np.bool_, np.int64,  # rows
+              np.int32, np.int32, np.int64, np.int64, np.int64, np.int64)  # scratch, results
+NEEDS_ARGS = (np.int64, np.int64, np.int64, np.int64)
+MONTHS_ARGS = (np.int64, None, np.int64, np.int64)
+STAGE_ARGS = (np.int64, np.int32, np.int32, np.int32, np.float64,  # drug rows P G S E D
+              np.int64, np.int64, np.int64,  # order, offsets
+              np.int64, np.int32,  # MDD diagnoses
+              np.int64, np.int32, np.float64,  # PHQ-9 readings
+              np.int64, np.int32, np.int64, np.int32,  # ECT, rTMS sessions
+              np.int64,  # persons
+              np.float64, np.int64, np.int64, np.int64, np.int64, np.float64,  # settings
+              np.int64, np.int32, np.float64, None,  # results (ids, int, float tables), at
+              np.int64, np.bool_)  # scratch
+
+
 def new_results(m: int) -> tuple[Any, Any, Any]:
     """Room for the results of m persons: (person ids, int results, float results). Zeros,
     written only where persons are staged: pages of the rest are never touched."""
