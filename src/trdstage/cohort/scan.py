@@ -165,16 +165,18 @@ def _load_kernel() -> None:
     scan_native.warm_up()
 
 
-def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any, ...],
-                     tail: tuple[Any, ...], batches: int, threads: int, say: Step,
-                     fixed: _Fixed, on_table: Callable[[pa.Table], None] | None,
-                     ) -> tuple[list[pa.Table], dict[str, int]]:
+def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, prepare: Callable[[], _Prepared],
+                     batches: int, threads: int, say: Step,
+                     on_table: Callable[[pa.Table], None] | None,
+                     ) -> tuple[list[pa.Table], dict[str, int], _Prepared]:
     """The compiled pass over every person, the drug rows read a range of persons at a time
     (one range when they come as a table), three steps in flight: while the next range is read,
     a worker thread groups and stages the range before it, and two more threads compute every
     model's result for the ranges before that, whose tables a fourth hands to `on_table` (the
-    Parquet writer) in person_id order. Returns the ranges' tables (in person_id order) and the
-    drug rows left out (negative supply, end before start)."""
+    Parquet writer) in person_id order. The worker first loads the kernel and runs `prepare`
+    (the kernel's other arguments) while the first range is read. Returns the ranges' tables
+    (in person_id order), the drug rows left out (negative supply, end before start) and what
+    `prepare` gave."""
     if isinstance(drugs, pa.Table):
         table = drugs
         reads: list[tuple[int, int, Callable[[], pa.Table]]] = [(0, len(people), lambda: table)]
@@ -195,6 +197,7 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
         if a == b:
             return 0, bad
         persons = people[a:b]
+        ready = preparing.result()  # (done: the worker's task before this one)
         P = numpy_of(rows["person_id"], np.int64, 0)
         G = numpy_of(rows["agent_index"], np.int32)
         S = numpy_of(rows["start"], np.int32)
@@ -204,7 +207,7 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
         staged = sk.run_into(
             out, a, P, G, S, numpy_of(rows["end"], np.int32),
             numpy_of(rows["dose"], np.float64, np.nan), order, offsets,
-            *streams, persons, *tail,
+            *ready.streams, persons, *ready.tail,
             threads=threads)
         return staged, bad
 
@@ -212,7 +215,7 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
         staged, _ = staging.result()
         out_p, out_i, out_f = out
         return _person_table(out_p[a:a + staged], out_i[:, a:a + staged],
-                             out_f[:, a:a + staged], fixed)
+                             out_f[:, a:a + staged], preparing.result().fixed)
 
     def write(finishing: Future[pa.Table]) -> None:
         assert on_table is not None  # noqa: S101 - submitted only then
@@ -224,9 +227,10 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-scan") as worker, \
             ThreadPoolExecutor(max_workers=2, thread_name_prefix="trdstage-models") as finisher, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="trdstage-write") as writer:
-        # the kernel loads (Numba: about 0.25 s, mostly holding the GIL) while the main thread
-        # reads the first range (DuckDB, the GIL released)
+        # the kernel loads and the other arguments are prepared while the main thread reads
+        # the first range (DuckDB, the GIL released)
         loading = worker.submit(_load_kernel)
+        preparing = worker.submit(prepare)
         staging: list[Future[tuple[int, Counter[str]]]] = []
         finishing: list[Future[pa.Table]] = []
         writing: list[Future[None]] = []
@@ -250,7 +254,7 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, streams: tuple[Any
         tables = [done.result() for done in finishing]
         for written in writing:
             written.result()
-    return tables, dict(bad_rows)
+    return tables, dict(bad_rows), preparing.result()
 
 
 # --------------------------------------------------------------------------- the scan
@@ -284,9 +288,6 @@ def stage_scan(
     say = step or (lambda _m: None)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
-    asof_day = (as_of - EPOCH).days
-    duration_only = policy.missing_dose is MissingDose.duration_only
-    failure = {o.value for o in policy.failure_outcomes}
 
     # ------------------------------------------------------------ one read per table
     if isinstance(source, ScanInputs):
@@ -294,7 +295,56 @@ def stage_scan(
     else:
         say("reading drug_exposure (one pass)")
         inputs = read_scan_inputs(source.tables, concepts, as_of, policy, rules)
+    people_pid = numpy_of(inputs.people["person_id"], np.int64, what="person.person_id")
+    people_sorted = _unique(people_pid)
+    clock["read"] = time.perf_counter() - t0
+    mark = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        clock[name] = now - mark[0]
+        mark[0] = now
+
+    prepare = partial(_prepare, inputs, concepts, as_of, policy, rules, k, people_pid,
+                      people_sorted)
+    tables, bad_rows, prepared = _stage_drug_rows(
+        inputs.drugs, people_sorted, prepare, batches or _batch_count(len(people_sorted)),
+        threads, say, on_table)
+    excluded_rows = {**prepared.excluded_rows, **bad_rows}
+    lap("drugs")
+    # (on their own threads, overlapping the drug rows: summed)
+    clock["arrays"] = prepared.seconds
+    clock["models"] = sum(models for models, _ in prepared.fixed.laps)
+    clock["table"] = sum(table for _, table in prepared.fixed.laps)
+    # persons are in rank order, which is person_id order: the table needs no sort
+    table = pa.concat_tables(tables) if tables else OUTPUT_SCHEMA.empty_table()
+    # (rows of persons not in the person table are left out of with_mdd)
+    return ScanResult(persons=table, excluded_rows=excluded_rows, n_person=len(people_pid),
+                      with_mdd=prepared.with_mdd, seconds=clock)
+
+
+@dataclass
+class _Prepared:
+    """The kernel's arguments besides the drug rows, and what every range's models read."""
+
+    streams: tuple[Any, ...]  # MDD diagnoses, PHQ-9 readings, ECT and rTMS sessions
+    tail: tuple[Any, ...]  # per agent: minimum dose, mechanism, class; the settings
+    fixed: _Fixed
+    with_mdd: int  # persons of the person table with an MDD diagnosis
+    excluded_rows: dict[str, int]  # PHQ-9 readings out of range
+    seconds: float
+
+
+def _prepare(inputs: ScanInputs, concepts: Concepts, as_of: date, policy: Policy, rules: Any,
+             k: Knowledge, people_pid: I64, people_sorted: I64) -> _Prepared:
+    """The other rows as arrays (diagnoses grouped by person), the knowledge and settings as
+    the kernel's arrays, and what every range's models read. The staging thread's first task:
+    meanwhile the main thread reads the first range of drug rows."""
+    t0 = time.perf_counter()
     people, readings = inputs.people, inputs.readings
+    asof_day = (as_of - EPOCH).days
+    duration_only = policy.missing_dose is MissingDose.duration_only
+    failure = {o.value for o in policy.failure_outcomes}
     names = agent_names(concepts)
     cond: dict[str, tuple[I64, I32]] = {
         name: (numpy_of(sub["person_id"], np.int64, what=f"{name} person_id"),
@@ -305,17 +355,7 @@ def stage_scan(
         name: None if got is None else (numpy_of(got["person_id"], np.int64, what=name),
                                         numpy_of(got["s"], np.int32, what=name))
         for name, got in ((n, _known_person(t)) for n, t in inputs.procedures.items())}
-    clock["read"] = time.perf_counter() - t0
-    mark = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        clock[name] = now - mark[0]
-        mark[0] = now
-
     # ------------------------------------------------------------ the other rows, as arrays
-    people_pid = numpy_of(people["person_id"], np.int64, what="person.person_id")
-    people_sorted = _unique(people_pid)
     mdd_p, mdd_d = cond["mdd"]
     by_person = _rows_by_person(mdd_p, people_sorted)
     mdd_p, mdd_d = mdd_p[by_person], mdd_d[by_person]
@@ -392,9 +432,8 @@ def stage_scan(
         (lay.PTS_AUGMENT, pts["augmentation_or_combination"].value),
     ):
         settings_float[index] = float(number)
-    lap("arrays")
 
-    # ------------------------------------------------------------ every person, in batches
+    # ------------------------------------------------------------ what every range's models read
     gender = numpy_of(people["gender_concept_id"], np.float64, np.nan)
     yob = numpy_of(people["year_of_birth"], np.float64, np.nan)
     fixed = _Fixed(
@@ -404,19 +443,8 @@ def stage_scan(
         yob=yob)
     streams = (mdd_p, mdd_d, r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"])
     tail = (min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float)
-    tables, bad_rows = _stage_drug_rows(
-        inputs.drugs, people_sorted, streams, tail, batches or _batch_count(len(people_sorted)),
-        threads, say, fixed, on_table)
-    excluded_rows.update(bad_rows)
-    lap("drugs")
-    # (on their own threads, overlapping the drug rows: summed)
-    clock["models"] = sum(models for models, _ in fixed.laps)
-    clock["table"] = sum(table for _, table in fixed.laps)
-    # persons are in rank order, which is person_id order: the table needs no sort
-    table = pa.concat_tables(tables) if tables else OUTPUT_SCHEMA.empty_table()
-    with_mdd = len(mdd_persons)  # (rows of persons not in the person table are left out)
-    return ScanResult(persons=table, excluded_rows=excluded_rows, n_person=len(people_pid),
-                      with_mdd=with_mdd, seconds=clock)
+    return _Prepared(streams=streams, tail=tail, fixed=fixed, with_mdd=len(mdd_persons),
+                     excluded_rows=excluded_rows, seconds=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- every model
