@@ -533,7 +533,8 @@ def test_batches_are_read_one_range_at_a_time(synthetic: Path,
 def test_parquet_is_written_a_range_at_a_time(synthetic: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Each range's part of the table goes to the Parquet file as soon as it is computed (one
-    row group each); the file holds exactly the table returned, with its metadata."""
+    row group each, with the minimum and maximum person_id); the file holds exactly the table
+    returned, with its metadata."""
     from trdstage.cohort import scan
 
     monkeypatch.setattr(scan, "PERSONS_PER_BATCH", 400)
@@ -545,6 +546,15 @@ def test_parquet_is_written_a_range_at_a_time(synthetic: Path, tmp_path: Path,
     assert written.schema_arrow.metadata[b"trdstage_policy"] == b"claims"
     assert summary.output == str(out)
     assert [p.name for p in tmp_path.iterdir()] == ["results.parquet"]  # no temporary file
+    # each row group's persons, for readers that skip row groups (statistics: person_id only)
+    ids = table["person_id"].to_pylist()
+    seen = 0
+    for g in range(written.num_row_groups):
+        group = written.metadata.row_group(g)
+        stats = group.column(0).statistics
+        assert (stats.min, stats.max) == (ids[seen], ids[seen + group.num_rows - 1])
+        assert group.column(1).statistics is None
+        seen += group.num_rows
 
 
 def test_a_failed_write_leaves_the_old_file(synthetic: Path, tmp_path: Path,

@@ -24,6 +24,10 @@ from trdstage.domain import Policy
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
 RESULTS_TABLE = "trdstage_cohort"
+# Parquet column statistics (min and max per row group) only where a reader skips row groups by
+# them: the person. On every column they cost a fifth of the writing's CPU (about 0.04 s at 1M
+# persons) and skip nothing: each row group holds a range of persons, with every stage in it.
+STATISTICS_COLUMNS = ["person_id"]
 ENGINES = ("auto", "scan", "expression")
 NOT_DUCKDB = ("postgres://", "postgresql://", "spark:", "spark-catalog:")
 Step = Callable[[str], None]
@@ -64,7 +68,8 @@ def parquet_writer_atomic(path: str | Path,
     os.close(fd)
     writer = None
     try:
-        writer = pq.ParquetWriter(tmp, schema)
+        statistics = [c for c in STATISTICS_COLUMNS if c in schema.names]
+        writer = pq.ParquetWriter(tmp, schema, write_statistics=statistics or False)
         yield writer.write_table
         writer.close()
         writer = None
