@@ -71,7 +71,7 @@ def stage(
         "and Spark); auto: scan on DuckDB, expression elsewhere.")] = "auto",
     batches: Annotated[int | None, typer.Option(
         "--batches", min=1, help="Scan engine: in how many ranges of person ids the drug rows "
-        "are read and staged (default: one per 250,000 persons, at most 16). Use 1 when "
+        "are read and staged (default: one per 175,000 persons, at most 16). Use 1 when "
         "drug_exposure is not stored in person order: each range reads the whole table.")
     ] = None,
 ) -> None:
