@@ -6,13 +6,14 @@ than reading the rows once: here the database does what it is best at (filters, 
 concept and strength lookups; `scan_inputs.py`, or `duckdb_native.py` on DuckDB), the drug rows
 are grouped by person in linear time and the sequential rules (gaps and islands, the PHQ-9
 baseline and endpoint, the switch and overlap tests, courses, per-person counts) run in one
-compiled pass over them (`scan_kernel.py`, one thread per range of persons), and every model's
-arithmetic runs here on the per-person counts. When the reader can (`DrugRows`, on DuckDB), the
-drug rows come a range of person ids at a time, each range staged on a worker thread while the
-next is read, and its models and table computed on two more threads (and handed, in order, to
-the Parquet writer) while the next ranges are staged. The rules are the expression's, step for
-step (the kernel's comments name the step of `build_plan` each block mirrors), and the
-equivalence tests hold both paths to `engine.assess` on every person.
+compiled pass over them (`scan_kernel.py`, loaded by `scan_native.py`; one thread per range
+of persons), and every model's arithmetic runs here on the per-person counts. When the reader
+can (`DrugRows`, on DuckDB), the drug rows come a range of person ids at a time, each range
+staged on a worker thread while the next is read, and its models and table computed on two
+more threads (and handed, in order, to the Parquet writer) while the next ranges are staged.
+The rules are the expression's, step for step (the kernel's comments name the step of
+`build_plan` each block mirrors), and the equivalence tests hold both paths to `engine.assess`
+on every person.
 """
 
 from __future__ import annotations

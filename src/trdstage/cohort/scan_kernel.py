@@ -6,9 +6,12 @@ sort; row numbers and offsets). MDD diagnosis days arrive grouped by person (`sc
 readings and procedure days arrive sorted by person and date. `stage_persons` visits the persons
 in person_id order, holding one cursor per sorted stream, and applies the rules of
 `engine.build_plan` step for step (each block names its step), writing the per-person counts
-from which `scan.py` computes every model's result; `run` cuts the persons into ranges staged on
-parallel threads. The compiled code is cached next to this file (or in NUMBA_CACHE_DIR) after the
-first run.
+from which `scan.py` computes every model's result.
+
+This code allocates nothing and raises nothing: every buffer, scratch included, comes from the
+caller, so that the four C entry points at the end (`ENTRY_POINTS`) run without Numba's runtime.
+`scan_native.py` compiles them once, keeps their machine code, and calls it in later runs
+without starting Numba; it also cuts the persons into ranges staged on parallel threads.
 
 Clinical numbers do not live here: every threshold arrives as an argument read from the policy,
 omop.yaml and the knowledge files by `scan.py`.

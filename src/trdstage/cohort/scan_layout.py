@@ -1,9 +1,10 @@
 """Where the scan's compiled pass reads its settings and writes its results: the rows of the
-two setting arrays and of the two result arrays, and the result arrays themselves.
+two setting arrays and of the two result arrays, the result arrays themselves, and the arguments
+of the compiled entry points.
 
 Plain Python and NumPy, apart from the kernel (`scan_kernel.py`, which imports these names): the
-scan fills the settings and lays out the results before the kernel has loaded (Numba takes a
-quarter of a second to start, and does so on another thread meanwhile).
+scan fills the settings and lays out the results without Numba, and `scan_native.py` checks every
+argument against the tables below before calling the compiled code.
 """
 
 from __future__ import annotations
