@@ -34,6 +34,7 @@ order, offsets = scan_native.group_drugs(
     np.array([10, 30, 20, 5], np.int32), np.array([1, 2, 3, 4], np.int64),
     np.array([True, True, True, False]), np.zeros(4, bool), np.array([5, 7], np.int64))
 print(json.dumps({"origin": kernel.origin, "numba": "numba" in sys.modules,
+                  "stubbed": list(kernel.stubbed),
                   "path": str(kernel.path), "months": scan_native.shift_months(days, 1).tolist(),
                   "order": order.tolist(), "offsets": offsets.tolist()}))
 """
@@ -54,6 +55,10 @@ def test_built_once_then_loaded_without_numba(tmp_path: Path) -> None:
     again = _probe(tmp_path)
     assert again["origin"] == "cache"
     assert again["numba"] is False  # the point: no Numba start in a run
+    # only Numba's runtime (never called) is bound to abort(); Python's C API is itself
+    stubbed = list(again["stubbed"])  # type: ignore[call-overload]
+    assert stubbed and all(name.startswith(("numba_", "NRT_")) for name in stubbed)
+    assert first["stubbed"] == []  # (Numba loaded: its own functions)
     for key in ("months", "order", "offsets"):
         assert again[key] == first[key]
     # 2024-01-31, 02-29, 03-30, 1969-12-31, 1970-01-01 + 1 month: 2024-02-29, 03-29, 04-30,

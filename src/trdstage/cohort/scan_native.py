@@ -20,7 +20,8 @@ does it): every buffer, scratch included, comes from the functions below, each c
 `scan_layout`'s argument tables (dtype, C order) before a call. The object names a few of
 Numba's runtime functions, for the error and memory-release paths of Numba's calling convention
 that this code never takes; when Numba is not loaded they are bound to abort(), so that a path
-believed unreachable stops the process rather than run on.
+believed unreachable stops the process rather than run on (Python's own C API, named on the same
+paths, is bound to itself; Numba, if a later import loads it, binds its functions again).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Kernel:
     origin: str  # "cache": loaded from the object file; "built": compiled by Numba in this run
     path: Path | None = None
     owner: Any = field(default=None, repr=False)  # what holds the machine code in memory
+    stubbed: tuple[str, ...] = ()  # Numba runtime functions bound to abort() (never called)
 
     def call(self, name: str, args: tuple[Any, ...], table: tuple[Any, ...]) -> int:
         """Entry point `name` on `args`, each an array of the dtype `table` names for it (C
@@ -192,11 +194,16 @@ def _link(obj: bytes, symbols: dict[str, str], externals: list[str], origin: str
 
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    missing = [name for name in externals if not llvm.address_of_symbol(name)]
-    if missing:
-        abort = ctypes.cast(ctypes.CDLL(None).abort, ctypes.c_void_p).value
-        for name in missing:
-            llvm.add_symbol(name, abort)
+    process = ctypes.CDLL(None)  # (this process's symbols: Python's C API, the C library)
+    stubbed = []
+    for name in externals:
+        if llvm.address_of_symbol(name):
+            continue  # (Numba's, when Numba is loaded)
+        found = getattr(process, name, None)
+        if found is None:  # Numba's runtime, Numba not loaded: never called (see above)
+            found = process.abort
+            stubbed.append(name)
+        llvm.add_symbol(name, ctypes.cast(found, ctypes.c_void_p).value)
     cpu_name, cpu_features = _cpu()
     machine = llvm.Target.from_default_triple().create_target_machine(
         cpu=cpu_name, features=cpu_features, codemodel="jitdefault")
@@ -212,7 +219,8 @@ def _link(obj: bytes, symbols: dict[str, str], externals: list[str], origin: str
         if not address:
             raise KernelError(f"the compiled scan has no entry point {name!r}")
         functions[name] = _CALL(address)
-    return Kernel(functions=functions, origin=origin, path=path, owner=engine)
+    return Kernel(functions=functions, origin=origin, path=path, owner=engine,
+                  stubbed=tuple(stubbed))
 
 
 def _build(path: Path, key: str) -> Kernel:
