@@ -229,6 +229,9 @@ def _build(path: Path, key: str) -> Kernel:
     would be."""
     import llvmlite.binding as llvm
 
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        raise KernelError("NUMBA_DISABLE_JIT is set: the scan's compiled pass is built by Numba's "
+                          "compiler (unset it, or use --engine expression)")
     from trdstage.cohort import scan_kernel
 
     llvm.initialize_native_target()
