@@ -142,5 +142,5 @@ def test_a_wrong_argument_is_refused_before_the_call() -> None:
 def test_numba_disable_jit_is_named(fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Numba's debugging switch cannot build the kernel: the message says so and what to do."""
     monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
-    with pytest.raises(scan_native.KernelError, match="NUMBA_DISABLE_JIT.*--engine expression"):
+    with pytest.raises(scan_native.KernelError, match=r"NUMBA_DISABLE_JIT.*--engine expression"):
         scan_native.kernel()
