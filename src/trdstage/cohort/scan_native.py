@@ -151,6 +151,18 @@ def _cpu() -> tuple[str, str]:
             os.environ.get("NUMBA_CPU_FEATURES") or llvm.get_host_cpu_features().flatten())
 
 
+def _llvm() -> tuple[Any, Any]:
+    """llvmlite's binding, ready for this machine, and a target machine for the CPU Numba
+    compiles for (as Numba's own JIT makes it)."""
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    cpu_name, cpu_features = _cpu()
+    return llvm, llvm.Target.from_default_triple().create_target_machine(
+        cpu=cpu_name, features=cpu_features, codemodel="jitdefault")
+
+
 def _load_or_build() -> Kernel:
     key = cache_key()
     path = cache_dir() / f"scan_kernel-{key[:20]}.o"
@@ -190,10 +202,7 @@ def _read(path: Path, key: str) -> tuple[bytes, dict[str, str], list[str]] | Non
 def _link(obj: bytes, symbols: dict[str, str], externals: list[str], origin: str,
           path: Path | None) -> Kernel:
     """The object's entry points, linked into this process by llvmlite's MCJIT."""
-    import llvmlite.binding as llvm
-
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
+    llvm, machine = _llvm()
     process = ctypes.CDLL(None)  # (this process's symbols: Python's C API, the C library)
     stubbed = []
     for name in externals:
@@ -204,9 +213,6 @@ def _link(obj: bytes, symbols: dict[str, str], externals: list[str], origin: str
             found = process.abort
             stubbed.append(name)
         llvm.add_symbol(name, ctypes.cast(found, ctypes.c_void_p).value)
-    cpu_name, cpu_features = _cpu()
-    machine = llvm.Target.from_default_triple().create_target_machine(
-        cpu=cpu_name, features=cpu_features, codemodel="jitdefault")
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine)
     try:
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -227,15 +233,12 @@ def _build(path: Path, key: str) -> Kernel:
     """Numba compiles the entry points (or loads them from its own cache); their optimised LLVM
     module becomes one object file, written to `path` (if it can be) and linked as a cached one
     would be."""
-    import llvmlite.binding as llvm
-
     if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
         raise KernelError("NUMBA_DISABLE_JIT is set: the scan's compiled pass is built by Numba's "
                           "compiler (unset it, or use --engine expression)")
     from trdstage.cohort import scan_kernel
 
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
+    llvm, machine = _llvm()
     module = None
     symbols = {}
     for name in ENTRIES:
@@ -252,9 +255,6 @@ def _build(path: Path, key: str) -> Kernel:
     module.verify()
     externals = sorted(f.name for f in module.functions
                        if f.is_declaration and not f.name.startswith("llvm."))
-    cpu_name, cpu_features = _cpu()
-    machine = llvm.Target.from_default_triple().create_target_machine(
-        cpu=cpu_name, features=cpu_features, codemodel="jitdefault")
     obj = bytes(machine.emit_object(module))
     header = {"key": key, "sha256": hashlib.sha256(obj).hexdigest(), "symbols": symbols,
               "externals": externals}
