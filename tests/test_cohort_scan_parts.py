@@ -10,6 +10,7 @@
   sorted by (agent, start, drug_exposure_id), as a plain Python sort gives them (dense and sparse
   person ids, persons with many rows).
 - `scan.stage_scan`: the same person table with one thread as with two or three.
+- `scan._member_sorted`: membership of sorted values in a sorted pool, as `in` says.
 - batches: the ranges of person ids cover every id, each holding persons of the person table;
   staging the drug rows in 1, 3 or 7 batches gives the same table and the same exclusions as
   the in-database expression engine, on a database with rows of no person, of persons missing
@@ -53,7 +54,7 @@ from trdstage.cohort.duckdb_native import (
 from trdstage.cohort.omop_io import write_duckdb
 from trdstage.cohort.rules import BAD_END, BAD_SUPPLY
 from trdstage.cohort.run import stage_cohort
-from trdstage.cohort.scan import ScanResult, _person_ranges, stage_scan
+from trdstage.cohort.scan import ScanResult, _member_sorted, _person_ranges, stage_scan
 from trdstage.cohort.synth import DEMO_AS_OF, synth_tables
 from trdstage.knowledge import load_policy
 from trdstage.knowledge.omop_schema import load_omop_spec
@@ -443,6 +444,16 @@ def test_threads_give_the_same_table(synthetic: Path, as_of: date, policy_name: 
         assert (many.n_person, many.with_mdd) == (one.n_person, one.with_mdd)
 
 
+@modest
+@given(values=st.lists(st.integers(-50, 50), unique=True, max_size=30),
+       pool=st.lists(st.integers(-60, 60), unique=True, max_size=30))
+def test_member_sorted_is_membership(values: list[int], pool: list[int]) -> None:
+    """The persons' bipolar and psychosis flags: each staged person (sorted) in the sorted pool
+    of diagnosed persons, whichever is longer, wherever their ranges overlap."""
+    v, p = np.array(sorted(values), np.int64), np.array(sorted(pool), np.int64)
+    assert _member_sorted(v, p).tolist() == [x in pool for x in sorted(values)]
+
+
 # --------------------------------------------------------------------------- batches
 
 
@@ -533,8 +544,8 @@ def test_batches_are_read_one_range_at_a_time(synthetic: Path,
 def test_parquet_is_written_a_range_at_a_time(synthetic: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Each range's part of the table goes to the Parquet file as soon as it is computed (one
-    row group each, with the minimum and maximum person_id); the file holds exactly the table
-    returned, with its metadata."""
+    row group each, with the minimum and maximum person_id; person_id without a dictionary);
+    the file holds exactly the table returned, with its metadata."""
     from trdstage.cohort import scan
 
     monkeypatch.setattr(scan, "PERSONS_PER_BATCH", 400)
@@ -554,6 +565,10 @@ def test_parquet_is_written_a_range_at_a_time(synthetic: Path, tmp_path: Path,
         stats = group.column(0).statistics
         assert (stats.min, stats.max) == (ids[seen], ids[seen + group.num_rows - 1])
         assert group.column(1).statistics is None
+        # one person per row: no dictionary (it would only grow); the labels have one
+        assert "RLE_DICTIONARY" not in group.column(0).encodings
+        category = written.schema_arrow.get_field_index("european_category")
+        assert "RLE_DICTIONARY" in group.column(category).encodings
         seen += group.num_rows
 
 

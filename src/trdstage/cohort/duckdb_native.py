@@ -313,6 +313,12 @@ class _Lookups:
                           auto_detect=False).insert_into(name)
         path.unlink()
 
+    def derive(self, name: str, sql: str) -> None:
+        """A temporary table `name` (a fixed identifier) holding what `sql` (fixed text) gives."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS {sql}")
+        if name not in self.tables:
+            self.tables.append(name)
+
     def __enter__(self) -> _Lookups:
         return self
 
@@ -413,6 +419,26 @@ _SETTINGS_SQL = [
     "SET VARIABLE trdstage_end_add = (SELECT end_add FROM trdstage_settings)",
 ]
 
+# Per drug concept and formulary agent: the agent, whether it is an antidepressant, and the
+# milligrams per unit from drug_strength (NULL when unknown). Built once per run: the strength
+# rows are grouped once, not at every range's read (at 1M persons, the six reads took 0.18 s
+# instead of 0.28 s; in a full vocabulary drug_strength has millions of rows).
+_DRUG_LOOKUP_SQL = """
+WITH strength AS (
+    SELECT s.drug_concept_id, s.ingredient_concept_id, MAX(s.amount_value * u.factor) AS mg
+    FROM trdstage_drug_strength AS s
+    JOIN trdstage_unit_factor AS u ON s.amount_unit_concept_id = u.amount_unit_concept_id
+    WHERE s.amount_value IS NOT NULL
+      AND s.drug_concept_id IN (SELECT drug_concept_id FROM trdstage_drug_map)
+    GROUP BY s.drug_concept_id, s.ingredient_concept_id
+)
+SELECT m.drug_concept_id, m.agent_index, m.is_ad, st.mg
+FROM trdstage_drug_map AS m
+LEFT JOIN strength AS st
+    ON m.drug_concept_id = st.drug_concept_id
+    AND m.ingredient_concept_id = st.ingredient_concept_id
+"""
+
 # drug_rows(..., day_numbers=True): drug_exposure rows of formulary agents up to the as-of date
 # (one per agent of the drug concept), period [start, end) in days since 1970 clipped to the
 # as-of date, the daily dose from drug_strength (an empty view when the table is missing: every
@@ -420,19 +446,13 @@ _SETTINGS_SQL = [
 # sorts them itself). {persons}: which persons' rows (one of the three conditions below; the
 # range one is folded to constants when planned, so DuckDB skips the row groups outside it).
 _DRUGS_SQL = """
-WITH strength AS (
-    SELECT s.drug_concept_id, s.ingredient_concept_id, MAX(s.amount_value * u.factor) AS mg
-    FROM trdstage_drug_strength AS s
-    JOIN trdstage_unit_factor AS u ON s.amount_unit_concept_id = u.amount_unit_concept_id
-    WHERE s.amount_value IS NOT NULL
-    GROUP BY s.drug_concept_id, s.ingredient_concept_id
-), rx AS (
-    SELECT de.person_id, de.drug_exposure_id, de.drug_concept_id, de.quantity, de.days_supply,
+WITH rx AS (
+    SELECT de.person_id, de.drug_exposure_id, de.quantity, de.days_supply,
            de.drug_exposure_start_date AS start_date, de.drug_exposure_end_date AS end_date,
            de.drug_exposure_start_date - DATE '1970-01-01' AS start_day,
-           m.agent_index, m.is_ad, m.ingredient_concept_id
+           m.agent_index, m.is_ad, m.mg
     FROM trdstage_drug_exposure AS de
-    JOIN trdstage_drug_map AS m ON de.drug_concept_id = m.drug_concept_id
+    JOIN trdstage_drug_lookup AS m ON de.drug_concept_id = m.drug_concept_id
     WHERE de.drug_exposure_start_date IS NOT NULL AND de.drug_concept_id IS NOT NULL
       AND de.drug_exposure_start_date <= getvariable('trdstage_as_of')
       AND {persons}
@@ -447,16 +467,13 @@ SELECT
                         rx.start_day + rx.days_supply, rx.start_day + 1),
                getvariable('trdstage_as_of_day')) AS INTEGER) AS "end",
     CASE WHEN rx.quantity IS NOT NULL AND rx.days_supply IS NOT NULL AND rx.days_supply > 0
-              AND rx.quantity >= 0 AND st.mg IS NOT NULL
-         THEN st.mg * rx.quantity / CAST(rx.days_supply AS DOUBLE)
+              AND rx.quantity >= 0 AND rx.mg IS NOT NULL
+         THEN rx.mg * rx.quantity / CAST(rx.days_supply AS DOUBLE)
          ELSE CAST('NaN' AS DOUBLE) END AS dose,  -- NaN, not NULL: read without a copy
     rx.days_supply IS NOT NULL AND rx.days_supply < 0 AS bad_supply,
     NOT (rx.days_supply IS NOT NULL AND rx.days_supply < 0) AND rx.end_date IS NOT NULL
         AND rx.end_date < rx.start_date AS bad_end
 FROM rx
-LEFT JOIN strength AS st
-    ON rx.drug_concept_id = st.drug_concept_id
-    AND rx.ingredient_concept_id = st.ingredient_concept_id
 """
 
 _EVERY_PERSON = "true"
@@ -565,6 +582,7 @@ def scan_inputs_duckdb(source: DuckSource, concepts: Concepts, as_of: date, poli
         lookups.add("trdstage_unit_factor", {"amount_unit_concept_id": "BIGINT",
                                              "factor": "DOUBLE"},
                     list(concepts.unit_factor.items()))
+        lookups.derive("trdstage_drug_lookup", _DRUG_LOOKUP_SQL)
         sets = {name: concepts.sets.get(name, set()) for name in SET_NAMES}
         lookups.add("trdstage_concept_sets",
                     {"concept_id": "BIGINT", **dict.fromkeys(sets, "BOOLEAN")},

@@ -28,6 +28,9 @@ RESULTS_TABLE = "trdstage_cohort"
 # them: the person. On every column they cost a fifth of the writing's CPU (about 0.04 s at 1M
 # persons) and skip nothing: each row group holds a range of persons, with every stage in it.
 STATISTICS_COLUMNS = ["person_id"]
+# Columns written without a dictionary: one value per row (the dictionary grows until the writer
+# gives up on it, in every row group). At 1M persons: 14 % less writing CPU, 9.1 MB not 10.7.
+PLAIN_COLUMNS = ["person_id"]
 ENGINES = ("auto", "scan", "expression")
 NOT_DUCKDB = ("postgres://", "postgresql://", "spark:", "spark-catalog:")
 Step = Callable[[str], None]
@@ -69,7 +72,9 @@ def parquet_writer_atomic(path: str | Path,
     writer = None
     try:
         statistics = [c for c in STATISTICS_COLUMNS if c in schema.names]
-        writer = pq.ParquetWriter(tmp, schema, write_statistics=statistics or False)
+        dictionary = [c for c in schema.names if c not in PLAIN_COLUMNS]
+        writer = pq.ParquetWriter(tmp, schema, write_statistics=statistics or False,
+                                  use_dictionary=dictionary or False)
         yield writer.write_table
         writer.close()
         writer = None

@@ -133,6 +133,19 @@ def _member(values: npt.NDArray[Any], pool: npt.NDArray[Any]) -> B:
     return np.asarray(pool[at] == values)
 
 
+def _member_sorted(values: I64, pool: I64) -> B:
+    """`_member` when `values` too are sorted and distinct: the pool's values within their range
+    are looked up among them (few, when the pool is a few persons of many)."""
+    found = np.zeros(len(values), dtype=bool)
+    if len(values) and len(pool):
+        lo = int(np.searchsorted(pool, values[0], side="left"))
+        hi = int(np.searchsorted(pool, values[-1], side="right"))
+        inside = pool[lo:hi]  # (each within values[0] .. values[-1]: found a place among them)
+        at = np.searchsorted(values, inside)
+        found[at[values[at] == inside]] = True
+    return found
+
+
 def _rows_by_person(values: I64, people: I64) -> I64:
     """The row numbers of the rows of persons in `people` (sorted, distinct), grouped by person
     in that order, each person's rows in their given order. NumPy, not the compiled kernel: the
@@ -437,13 +450,14 @@ def _prepare(inputs: ScanInputs, concepts: Concepts, as_of: date, policy: Policy
         settings_float[index] = float(number)
 
     # ------------------------------------------------------------ what every range's models read
-    gender = numpy_of(people["gender_concept_id"], np.float64, np.nan)
-    yob = numpy_of(people["year_of_birth"], np.float64, np.nan)
+    by_id = np.argsort(people_pid, kind="stable")
+    first_rows = by_id[_first_of_groups(people_pid[by_id])]  # (a person's first row counts)
+    gender = numpy_of(people["gender_concept_id"], np.float64, np.nan)[first_rows]
+    yob = numpy_of(people["year_of_birth"], np.float64, np.nan)[first_rows]
     fixed = _Fixed(
         k=k, policy=policy, rules=rules, as_of=as_of, severity_on=severity_on,
         diagnosed={name: _unique(cond[name][0]) for name in ("bipolar", "psychosis")},
-        people_pid=people_pid, by_id=np.argsort(people_pid, kind="stable"), gender=gender,
-        yob=yob)
+        people=people_sorted, gender=gender, yob=yob)
     streams = (mdd_p, mdd_d, r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"])
     tail = (min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float)
     return _Prepared(streams=streams, tail=tail, fixed=fixed, with_mdd=len(mdd_persons),
@@ -463,8 +477,7 @@ class _Fixed:
     as_of: date
     severity_on: bool
     diagnosed: dict[str, I64]  # sorted, distinct ids of persons with a bipolar / psychosis row
-    people_pid: I64
-    by_id: I64  # the person table's rows in person_id order
+    people: I64  # sorted, distinct ids of the person table; gender and yob in that order
     gender: npt.NDArray[np.float64]
     yob: npt.NDArray[np.float64]
     laps: list[tuple[float, float]] = field(default_factory=list)  # per range: models, table
@@ -516,8 +529,8 @@ def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
         # index -1 (no reading in the window) lands on the appended False
         mapped = np.array([v is not None for v in severity_values] + [False])
         sev_known &= mapped[severity_code]
-    bipolar = _member(cur_pid, fx.diagnosed["bipolar"])
-    psychosis = _member(cur_pid, fx.diagnosed["psychosis"])
+    bipolar = _member_sorted(cur_pid, fx.diagnosed["bipolar"])
+    psychosis = _member_sorted(cur_pid, fx.diagnosed["psychosis"])
 
     # ------------------------------------------------------------ every model (step 6)
     # Thase & Rush (any order): see quirks.py
@@ -581,7 +594,7 @@ def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
     t1 = time.perf_counter()
 
     # ------------------------------------------------------------ the table
-    where = fx.by_id[np.searchsorted(fx.people_pid, cur_pid, sorter=fx.by_id)]
+    where = np.searchsorted(fx.people, cur_pid)  # (both sorted: a cheap search)
     g = fx.gender[where]
     sexes = load_omop_spec().gender
     sex_idx = np.full(n_cur, len(sexes), dtype=np.int64)
