@@ -30,7 +30,7 @@ from trdstage.cohort.duckdb_native import (
     resolve_concepts_duckdb,
 )
 from trdstage.cohort.omop_io import to_arrow, write_duckdb, write_parquet_dir
-from trdstage.cohort.scan_inputs import ScanInputs, read_scan_inputs
+from trdstage.cohort.scan_inputs import KEPT, LEFT_OUT, ScanInputs, read_scan_inputs
 from trdstage.cohort.synth import synth_tables
 from trdstage.cohort.writer import OmopWriter, write_patients
 from trdstage.knowledge import load_policy
@@ -198,7 +198,7 @@ def test_bad_and_odd_rows(tmp_path: Path) -> None:
     path = write_duckdb(tmp_path / "odd.duckdb", tables)
     (got,) = compare(path, [AS_OF], ["claims"])
     drugs = got.drugs.to_pylist()
-    assert any(r["bad_supply"] for r in drugs) and any(r["bad_end"] for r in drugs)
+    assert {r["bad"] for r in drugs} == {KEPT, *LEFT_OUT}  # (negative supply, end before start)
     assert len({r["agent_index"] for r in drugs if r["drug_exposure_id"] == 9001}) == 2
     assert got.readings is not None
     assert {-1.0, 30.0} <= set(got.readings.column("r_value").to_pylist())

@@ -49,8 +49,8 @@ from trdstage.adapters.omop import (
     formulary_ingredients,
     redact_url,
 )
-from trdstage.cohort.rules import agent_names
-from trdstage.cohort.scan_inputs import DrugRows, ScanInputs
+from trdstage.cohort.rules import BAD_END, BAD_SUPPLY, agent_names
+from trdstage.cohort.scan_inputs import KEPT, LEFT_OUT, DrugRows, ScanInputs
 from trdstage.domain import Policy, Scale
 from trdstage.knowledge import Knowledge
 from trdstage.knowledge.omop_schema import OmopSpec, Rules, SetName, TableSpec, load_omop_spec
@@ -442,9 +442,11 @@ LEFT JOIN strength AS st
 # drug_rows(..., day_numbers=True): drug_exposure rows of formulary agents up to the as-of date
 # (one per agent of the drug concept), period [start, end) in days since 1970 clipped to the
 # as-of date, the daily dose from drug_strength (an empty view when the table is missing: every
-# dose unknown, as without it; unknown is NaN), the two exclusion marks; in any order (the scan
-# sorts them itself). {persons}: which persons' rows (one of the three conditions below; the
-# range one is folded to constants when planned, so DuckDB skips the row groups outside it).
+# dose unknown, as without it; unknown is NaN), why the row is left out (`bad`: a code of
+# scan_inputs.LEFT_OUT, one column rather than two flags: a tenth less of the read's CPU time);
+# in any order (the scan sorts them itself). {persons}: which persons' rows (one of the three
+# conditions below; the range one is folded to constants when planned, so DuckDB skips the row
+# groups outside it).
 _DRUGS_SQL = """
 WITH rx AS (
     SELECT de.person_id, de.drug_exposure_id, de.quantity, de.days_supply,
@@ -470,11 +472,15 @@ SELECT
               AND rx.quantity >= 0 AND rx.mg IS NOT NULL
          THEN rx.mg * rx.quantity / CAST(rx.days_supply AS DOUBLE)
          ELSE CAST('NaN' AS DOUBLE) END AS dose,  -- NaN, not NULL: read without a copy
-    rx.days_supply IS NOT NULL AND rx.days_supply < 0 AS bad_supply,
-    NOT (rx.days_supply IS NOT NULL AND rx.days_supply < 0) AND rx.end_date IS NOT NULL
-        AND rx.end_date < rx.start_date AS bad_end
+    CAST(CASE WHEN rx.days_supply < 0 THEN {negative_supply}
+              WHEN rx.end_date < rx.start_date THEN {end_before_start}
+              ELSE {kept} END AS TINYINT) AS bad  -- (a NULL comparison is not true)
 FROM rx
 """
+
+_CODES = {reason: code for code, (_, reason) in LEFT_OUT.items()}
+_DRUGS_SQL = _DRUGS_SQL.replace("{negative_supply}", str(_CODES[BAD_SUPPLY])).replace(
+    "{end_before_start}", str(_CODES[BAD_END])).replace("{kept}", str(KEPT))
 
 _EVERY_PERSON = "true"
 _IN_RANGE = ("de.person_id BETWEEN getvariable('trdstage_first') "

@@ -38,8 +38,6 @@ from trdstage.cohort import scan_layout as lay
 from trdstage.cohort.arrow_arrays import arrow_of, numpy_of, strings_of
 from trdstage.cohort.quirks import min_days_over_weeks, months_split
 from trdstage.cohort.rules import (
-    BAD_END,
-    BAD_SUPPLY,
     PHQ9_OUT_OF_RANGE,
     agent_columns,
     agent_names,
@@ -47,7 +45,7 @@ from trdstage.cohort.rules import (
     check_policy,
     class_of,
 )
-from trdstage.cohort.scan_inputs import DrugRows, ScanInputs, read_scan_inputs
+from trdstage.cohort.scan_inputs import KEPT, LEFT_OUT, DrugRows, ScanInputs, read_scan_inputs
 from trdstage.domain import MissingDose, Policy, Scope
 from trdstage.knowledge import Knowledge, load_knowledge
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
@@ -205,11 +203,12 @@ def _stage_drug_rows(drugs: pa.Table | DrugRows, people: I64, prepare: Callable[
         from trdstage.cohort import scan_native as sk
 
         bad: Counter[str] = Counter()
-        skip = ~numpy_of(pc.is_valid(rows["person_id"]), np.bool_)
-        for reason, column in ((BAD_SUPPLY, "bad_supply"), (BAD_END, "bad_end")):
-            marked = numpy_of(rows[column], np.bool_, False)
-            bad[reason] += int(np.count_nonzero(marked))
-            skip |= marked
+        code = numpy_of(rows["bad"], np.int8, KEPT, "drug rows bad")
+        skip = code != KEPT
+        for value, (_, reason) in LEFT_OUT.items():
+            bad[reason] += int(np.count_nonzero(code == value))
+        if rows["person_id"].null_count:
+            skip |= ~numpy_of(pc.is_valid(rows["person_id"]), np.bool_)
         if a == b:
             return 0, bad
         persons = people[a:b]

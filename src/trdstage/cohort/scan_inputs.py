@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import pyarrow as pa  # type: ignore[import-untyped]
 
 from trdstage.adapters.omop import Concepts
+from trdstage.cohort.rules import BAD_END, BAD_SUPPLY
 from trdstage.domain import Policy
 
 
@@ -31,6 +32,12 @@ class DrugRows(Protocol):
         read, while it stages the last persons)."""
 
 
+# The drug rows left out, by the code of their `bad` column: (the expression engine's column
+# that marks them, the reason counted in the report). A row is marked by its first reason.
+KEPT = 0
+LEFT_OUT = {1: ("bad_supply", BAD_SUPPLY), 2: ("bad_end", BAD_END)}
+
+
 @dataclass
 class ScanInputs:
     """The rows the scan needs, every table sorted as stated.
@@ -38,8 +45,9 @@ class ScanInputs:
     - drugs: person_id int64, drug_exposure_id int64, agent_index int32 (place in
       `rules.agent_names`), is_ad bool, start int32 and end int32 (days since 1970; the period
       [start, end) clipped to the as-of date), dose float64 (mg/day; null or NaN when unknown),
-      bad_supply bool, bad_end bool; in any order (the scan sorts them in its compiled pass, in
-      linear time, where a database sort on five keys costs twice the read). Either the table
+      bad int8 (`KEPT`, or the code in `LEFT_OUT` of why the row is left out); in any order
+      (the scan sorts them in its compiled pass, in linear time, where a database sort on five
+      keys costs twice the read). Either the table
       of every row or a `DrugRows` that reads them a range of persons at a time.
     - people: person_id int64, gender_concept_id int64, year_of_birth int32 (any order).
     - diagnoses: per concept set (mdd, bipolar, psychosis): person_id int64, d date32 (any order).
@@ -59,6 +67,8 @@ class ScanInputs:
 def read_scan_inputs(tables: dict[str, Any], concepts: Concepts, as_of: date, policy: Policy,
                      rules: Any) -> ScanInputs:
     """The scan's rows through the Ibis helpers shared with the expression engine."""
+    import ibis  # type: ignore[import-untyped]
+
     from trdstage.cohort.engine import (
         diagnosis_rows,
         drug_map_table,
@@ -68,8 +78,10 @@ def read_scan_inputs(tables: dict[str, Any], concepts: Concepts, as_of: date, po
     )
 
     rx = drug_rows(tables, concepts, drug_map_table(concepts), as_of, rules, day_numbers=True)
+    bad = ibis.cases(*((rx[column], code) for code, (column, _) in LEFT_OUT.items()),
+                     else_=KEPT).cast("int8")
     rx = rx.select("person_id", "drug_exposure_id", "agent_index", "is_ad", "start", "end",
-                   "dose", "bad_supply", "bad_end")
+                   "dose", bad=bad)
     drugs = rx.to_pyarrow()
     people = tables["person"].select("person_id", "gender_concept_id",
                                      "year_of_birth").to_pyarrow()
@@ -86,4 +98,4 @@ def read_scan_inputs(tables: dict[str, Any], concepts: Concepts, as_of: date, po
                       procedures=procedures)
 
 
-__all__ = ["DrugRows", "ScanInputs", "read_scan_inputs"]
+__all__ = ["KEPT", "LEFT_OUT", "DrugRows", "ScanInputs", "read_scan_inputs"]
