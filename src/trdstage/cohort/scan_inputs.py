@@ -47,8 +47,8 @@ class ScanInputs:
       [start, end) clipped to the as-of date), dose float64 (mg/day; null or NaN when unknown),
       bad int8 (`KEPT`, or the code in `LEFT_OUT` of why the row is left out); in any order
       (the scan sorts them in its compiled pass, in linear time, where a database sort on five
-      keys costs twice the read). Either the table
-      of every row or a `DrugRows` that reads them a range of persons at a time.
+      keys costs twice the read). Either the table of every row or a `DrugRows` that reads them
+      a range of persons at a time.
     - people: person_id int64, gender_concept_id int64, year_of_birth int32 (any order).
     - diagnoses: per concept set (mdd, bipolar, psychosis): person_id int64, d date32 (any order).
     - readings: PHQ-9 totals (None when the policy or database has none): person_id int64,
