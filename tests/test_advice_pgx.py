@@ -83,9 +83,12 @@ def test_missing_phenotype_is_named() -> None:
     assert f.status == "phenotype_missing" and "CYP2B6" in f.recommendation
 
 
-def test_other_tertiary_tcas_take_amitriptyline_advice_at_optional() -> None:
+def test_tertiary_tca_with_one_gene_takes_cpics_single_gene_row_and_says_so() -> None:
     f = finding("clomipramine", PgxResult(gene="CYP2C19", phenotype="UM"))
-    assert f.strength == "Optional" and "amitriptyline" in f.recommendation
+    assert f.status == "recommendation" and f.strength == "Optional"
+    assert f.recommendation.startswith("Avoid tertiary amine use")
+    assert "CYP2D6 phenotype not recorded" in f.recommendation
+    assert "amitriptyline" not in f.recommendation
 
 
 def test_diplotype_alone_is_kept_but_not_interpreted() -> None:

@@ -24,17 +24,31 @@ def _used(ctx: AdviceContext, genes: list[str]) -> list[PgxPhenotypeUsed]:
             for g in genes if g in ctx.phenotypes]
 
 
-def _cell(ctx: AdviceContext, drug: str, spec: CpicDrug) -> tuple[CpicCell, str] | None:
+def _score(ctx: AdviceContext) -> float | None:
+    return next((r.activity_score for r in ctx.patient.pharmacogenomics
+                 if r.gene == "CYP2D6" and r.activity_score is not None), None)
+
+
+def _strength(ctx: AdviceContext, cell: CpicCell) -> tuple[str | None, str | None]:
+    """CPIC's strength for the cell; where it depends on the CYP2D6 activity score, the score's
+    band, or None with a note naming what cannot be told."""
+    if not cell.activity_score_strength:
+        return cell.strength, None
+    score = _score(ctx)
+    bands, low = [], 0.25
+    for band in cell.activity_score_strength:
+        bands.append(f"{band.strength} for activity score {low:g}-{band.max_score:g}")
+        low = band.max_score + 0.25
+        if score is not None and score <= band.max_score:
+            return band.strength, f"CPIC strength for CYP2D6 activity score {score:g}."
+    return None, ("CPIC's strength depends on the CYP2D6 activity score (" + "; ".join(bands)
+                  + "); no activity score is recorded, so the strength cannot be told.")
+
+
+def _cell(ctx: AdviceContext, spec: CpicDrug) -> tuple[CpicCell, str] | None:
     codes = {**ctx.knowledge.cpic.shared_codes, **spec.codes}
     if len(spec.genes) == 1:
-        gene = spec.genes[0]
-        pheno = _parent(ctx, ctx.phenotypes[gene][0])
-        if gene == "CYP2D6" and pheno == "IM" and "IM_AS1" in spec.rows:
-            score = next((r.activity_score for r in ctx.patient.pharmacogenomics
-                          if r.gene == gene and r.activity_score is not None), None)
-            if score == 1.0:
-                pheno = "IM_AS1"
-        cell = spec.rows.get(pheno)
+        cell = spec.rows.get(_parent(ctx, ctx.phenotypes[spec.genes[0]][0]))
         if cell is None:
             return None
         return cell, codes.get(cell.text, cell.text)
@@ -49,8 +63,6 @@ def _cell(ctx: AdviceContext, drug: str, spec: CpicDrug) -> tuple[CpicCell, str]
 def cpic_finding(ctx: AdviceContext, drug: str, applies_to: AppliesTo) -> PgxFinding:
     cpic = ctx.knowledge.cpic
     spec = cpic.drugs.get(drug)
-    if spec is None and drug in cpic.tertiary_tca_as_amitriptyline:
-        return _tertiary_tca(ctx, drug, applies_to)
     if spec is None:
         if drug in cpic.no_recommendation:
             return PgxFinding(
@@ -67,37 +79,35 @@ def cpic_finding(ctx: AdviceContext, drug: str, applies_to: AppliesTo) -> PgxFin
     return _lookup(ctx, drug, spec, applies_to)
 
 
-def _tertiary_tca(ctx: AdviceContext, drug: str, applies_to: AppliesTo) -> PgxFinding:
-    """Other tertiary amines: amitriptyline's CYP2C19 advice at "Optional" strength [S]."""
-    cpic = ctx.knowledge.cpic
-    proxy = cpic.drugs["amitriptyline"]
-    gene = "CYP2C19"
-    keys = [cpic.tertiary_tca_source, "cpic-tca-2016"]
-    if gene not in ctx.phenotypes:
-        return PgxFinding(drug=drug, genes=[gene], status="phenotype_missing",
-                          applies_to=applies_to, recommendation=f"{gene} phenotype not "
-                          f"recorded: CPIC's advice for {drug} depends on it.",
-                          sources=ctx.cite(keys), source_keys=keys)
-    pheno = _parent(ctx, ctx.phenotypes[gene][0])
-    row = proxy.table.get(pheno, {})
-    nm = row.get("NM")
-    text = "" if nm is None else {**cpic.shared_codes, **proxy.codes}.get(nm.text, nm.text)
+def _finding(ctx: AdviceContext, drug: str, spec: CpicDrug, applies_to: AppliesTo,
+             cell: CpicCell, text: str, extra: str | None = None) -> PgxFinding:
+    strength, score_note = _strength(ctx, cell)
+    notes = " ".join(n for n in (extra, score_note, cell.note, spec.note) if n)
+    status = "no_recommendation" if strength == "No recommendation" else "recommendation"
     return PgxFinding(
-        drug=drug, genes=[gene], phenotypes=_used(ctx, [gene]), status="recommendation",
-        recommendation=f"As for amitriptyline (CYP2C19 {pheno}, CYP2D6 normal): {text}",
-        strength="Optional", applies_to=applies_to, sources=ctx.cite(keys),
-        source_keys=keys)
+        drug=drug, genes=spec.genes, phenotypes=_used(ctx, spec.genes), status=status,
+        recommendation=text + (f" Note: {notes}" if notes else ""), strength=strength,
+        applies_to=applies_to, sources=ctx.cite([spec.source]), source_keys=[spec.source])
 
 
 def _lookup(ctx: AdviceContext, drug: str, spec: CpicDrug, applies_to: AppliesTo) -> PgxFinding:
     missing = [g for g in spec.genes if g not in ctx.phenotypes]
+    recorded = [g for g in spec.genes if g in ctx.phenotypes]
+    if missing and len(recorded) == 1 and recorded[0] in spec.single_gene:
+        gene = recorded[0]
+        single = spec.single_gene[gene].get(_parent(ctx, ctx.phenotypes[gene][0]))
+        if single is not None:
+            return _finding(ctx, drug, spec, applies_to, single, single.text,
+                            f"{missing[0]} phenotype not recorded: this is CPIC's "
+                            f"recommendation on {gene} alone; a {missing[0]} result can "
+                            "change it.")
     if missing:
         return PgxFinding(drug=drug, genes=spec.genes, phenotypes=_used(ctx, spec.genes),
                           status="phenotype_missing", applies_to=applies_to,
                           recommendation=f"{' and '.join(missing)} phenotype not recorded: "
                           f"CPIC's recommendation for {drug} depends on it.",
                           sources=ctx.cite([spec.source]), source_keys=[spec.source])
-    found = _cell(ctx, drug, spec)
+    found = _cell(ctx, spec)
     if found is None:
         return PgxFinding(drug=drug, genes=spec.genes, phenotypes=_used(ctx, spec.genes),
                           status="no_recommendation", applies_to=applies_to,
@@ -105,12 +115,7 @@ def _lookup(ctx: AdviceContext, drug: str, spec: CpicDrug, applies_to: AppliesTo
                           "combination.", strength="No recommendation",
                           sources=ctx.cite([spec.source]), source_keys=[spec.source])
     cell, text = found
-    notes = " ".join(n for n in (cell.note, spec.note) if n)
-    return PgxFinding(
-        drug=drug, genes=spec.genes, phenotypes=_used(ctx, spec.genes),
-        status="no_recommendation" if cell.strength == "No recommendation" else "recommendation",
-        recommendation=text + (f" Note: {notes}" if notes else ""), strength=cell.strength,
-        applies_to=applies_to, sources=ctx.cite([spec.source]), source_keys=[spec.source])
+    return _finding(ctx, drug, spec, applies_to, cell, text)
 
 
 def findings_for(ctx: AdviceContext, drugs: list[str], applies_to: AppliesTo) -> list[PgxFinding]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from trdstage.knowledge.loader import (
     Knowledge,
@@ -226,18 +226,39 @@ class SafetyFile(KnowledgeModel):
 # --------------------------------------------------------------------------- cpic.yaml
 
 
+Strength = Literal["Strong", "Moderate", "Optional", "No recommendation"]
+
+
+class ScoreStrength(KnowledgeModel):
+    """CPIC's strength for CYP2D6 activity scores up to `max_score` (inclusive)."""
+
+    max_score: float
+    strength: Strength
+
+
 class CpicCell(KnowledgeModel):
     text: str
-    strength: Literal["Strong", "Moderate", "Optional", "No recommendation"]
+    # None only where CPIC's strength depends on the CYP2D6 activity score (listed below)
+    strength: Strength | None
+    activity_score_strength: list[ScoreStrength] = Field(default_factory=list)
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _strength_given(self) -> Self:
+        if self.strength is None and not self.activity_score_strength:
+            raise ValueError("strength: required unless activity_score_strength is given")
+        return self
 
 
 class CpicDrug(KnowledgeModel):
     genes: list[str] = Field(min_length=1, max_length=2)
     source: str
+    pharmgkb: str | None = None
     # one gene: phenotype -> cell; two genes: phenotype(gene 1) -> phenotype(gene 2) -> cell
     rows: dict[str, CpicCell] = Field(default_factory=dict)
     table: dict[str, dict[str, CpicCell]] = Field(default_factory=dict)
+    # two genes: CPIC's recommendation when only this gene is recorded (phenotype -> cell)
+    single_gene: dict[str, dict[str, CpicCell]] = Field(default_factory=dict)
     codes: dict[str, str] = Field(default_factory=dict)
     note: str | None = None
 
@@ -257,8 +278,7 @@ class CpicFile(KnowledgeModel):
     shared_codes: dict[str, str] = Field(default_factory=dict)
     no_recommendation: list[str]
     no_recommendation_source: str
-    tertiary_tca_as_amitriptyline: list[str]
-    tertiary_tca_source: str
+    tca_note: str = ""
 
 
 # --------------------------------------------------------------------------- reassessment.yaml
