@@ -266,6 +266,12 @@ def _switch(ctx: AdviceContext, item: _Item, tried: dict[str, list[TrialVerdict]
             c for c in candidates if c in steer_away]
         item.rationale.append("CPIC advises an alternative for "
                               + ", ".join(sorted(steer_away)) + " at this genotype (listed last)")
+    last = {r.code for r in k.safety.flag_rules if r.list_last}
+    later = [c for c in candidates if any(a.code in last and c in a.subjects for a in item.alerts)]
+    if later:
+        candidates = [c for c in candidates if c not in later] + later
+        item.rationale.append("listed after the alternatives for this patient: "
+                              + ", ".join(later) + " (see the safety alerts)")
     mechanisms = {k.base.antidepressants[c].mechanism for c in candidates}
     if mechanisms & failed_mechanisms:
         item.subrank = 1

@@ -144,6 +144,26 @@ def agent_alerts(ctx: AdviceContext, agent: str, together_with: list[DrugUse],
     return out
 
 
+def _undated_washout_alerts(ctx: AdviceContext, use: DrugUse) -> list[Alert]:
+    """A current drug with no start date (a co-medication) taken while a washout from a
+    stopped drug has not yet passed: it may have been started inside the interval."""
+    k = ctx.knowledge
+    out = []
+    for prev in ctx.stopped:
+        if prev.end is None or prev.name == use.name:
+            continue
+        for rule in k.safety.washouts:
+            if in_group(k, rule.from_group, prev.name) and in_group(k, rule.to_group, use.name):
+                if prev.end + timedelta(days=rule.days) > ctx.as_of:
+                    out.append(_alert(
+                        ctx, "warning", rule.code + "_not_respected",
+                        f"{use.name} is taken and {prev.name} was stopped on "
+                        f"{prev.end.isoformat()}: {rule.text}.", rule.sources,
+                        [prev.name, use.name], [_describe(prev), _describe(use)]))
+                break
+    return out
+
+
 def current_alerts(ctx: AdviceContext) -> list[Alert]:
     """Alerts over the drugs the patient takes now: pairs, flags, age, dose ceilings, monitoring."""
     k = ctx.knowledge
@@ -161,6 +181,8 @@ def current_alerts(ctx: AdviceContext) -> list[Alert]:
                     alert.evidence.insert(0, _describe(a))
                     out.append(alert)
     for use in current:
+        if use.start is None:
+            out += _undated_washout_alerts(ctx, use)
         if use.role == "other":
             continue
         # a current drug started within a washout of a stopped one

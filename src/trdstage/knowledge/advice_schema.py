@@ -173,6 +173,8 @@ class FlagRule(KnowledgeModel):
     severity: Severity
     message: str
     sources: list[str] = Field(min_length=1)
+    # a switch candidate this rule fires for is listed after the other candidates of the option
+    list_last: bool = False
 
 
 class AgeRule(KnowledgeModel):
