@@ -314,12 +314,59 @@ def formulary_ingredients(knowledge: Knowledge | None = None) -> dict[int, list[
     return out
 
 
+# An agent without a bundled concept id is found by name among these concepts
+INGREDIENT_CONCEPT = {"vocabulary_id": "RxNorm", "concept_class_id": "Ingredient",
+                      "standard_concept": "S"}
+
+
+def unmapped_ingredient_names(knowledge: Knowledge | None = None) -> dict[str, list[
+        tuple[str, str]]]:
+    """Lower-case RxNorm ingredient name -> (agent, role), for the formulary agents whose
+    bundled omop_concept_id is null (generic name and `ingredient_names`, e.g. salts)."""
+    knowledge = knowledge or load_knowledge()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for role, table in (("antidepressant", knowledge.antidepressants),
+                        ("augmenter", knowledge.augmenters)):
+        for name, entry in table.items():
+            if entry.omop_concept_id is None:
+                for spelling in (name, *entry.ingredient_names):
+                    out.setdefault(spelling.lower(), []).append((name, role))
+    return out
+
+
+def add_named_ingredients(by_ingredient: dict[int, list[DrugConcept]],
+                          found: Iterable[tuple[int, str]],
+                          knowledge: Knowledge | None = None) -> None:
+    """Add the ingredient concepts found by name (concept_id, concept_name) to `by_ingredient`."""
+    names = unmapped_ingredient_names(knowledge)
+    for cid, cname in sorted(found):
+        for agent, role in names.get(cname.strip().lower(), []):
+            dc = DrugConcept(agent, cid, role)
+            if dc not in by_ingredient.setdefault(cid, []):
+                by_ingredient[cid].append(dc)
+
+
+def _named_ingredient_rows(source: OmopSource, knowledge: Knowledge | None) -> list[
+        tuple[int, str]]:
+    concept = source.tables.get("concept")
+    names = list(unmapped_ingredient_names(knowledge))
+    if concept is None or not names:
+        return []
+    cond = concept.concept_name.lower().isin(names)
+    for column, value in INGREDIENT_CONCEPT.items():
+        cond = cond & (concept[column] == value)
+    rows = concept.filter(cond).select("concept_id", "concept_name").to_pyarrow().to_pylist()
+    return [(int(r["concept_id"]), str(r["concept_name"])) for r in rows]
+
+
 def resolve_concepts(source: OmopSource, spec: OmopSpec | None = None,
                      knowledge: Knowledge | None = None) -> Concepts:
     """Drug concepts -> formulary ingredients and the concept sets, through the vocabulary
-    tables when present (the formulary's own ingredient ids are always matched directly)."""
+    tables when present (the formulary's own ingredient ids are always matched directly; an
+    agent without one is found by RxNorm ingredient name in `concept`)."""
     spec = spec or load_omop_spec()
     by_ingredient = formulary_ingredients(knowledge)
+    add_named_ingredients(by_ingredient, _named_ingredient_rows(source, knowledge), knowledge)
     drugs: dict[int, list[DrugConcept]] = {cid: list(v) for cid, v in by_ingredient.items()}
     ancestor = source.tables.get("concept_ancestor")
     if ancestor is not None:

@@ -43,11 +43,14 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import (
+    INGREDIENT_CONCEPT,
     Concepts,
     DrugConcept,
+    add_named_ingredients,
     check_columns,
     formulary_ingredients,
     redact_url,
+    unmapped_ingredient_names,
 )
 from trdstage.cohort.rules import BAD_END, BAD_SUPPLY, agent_names
 from trdstage.cohort.scan_inputs import KEPT, LEFT_OUT, DrugRows, ScanInputs
@@ -352,8 +355,17 @@ def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
     concept_ancestor row whose ancestor is a formulary ingredient or in a concept set."""
     spec = spec or load_omop_spec()
     by_ingredient = formulary_ingredients(knowledge)
-    drugs: dict[int, list[DrugConcept]] = {cid: list(v) for cid, v in by_ingredient.items()}
     con = source.con
+    names = sorted(unmapped_ingredient_names(knowledge))
+    if names and source.has("concept"):
+        found = con.execute(
+            "SELECT concept_id, concept_name FROM trdstage_concept WHERE vocabulary_id = ? "
+            "AND concept_class_id = ? AND standard_concept = ? "
+            "AND list_contains(?, lower(concept_name))",
+            [INGREDIENT_CONCEPT["vocabulary_id"], INGREDIENT_CONCEPT["concept_class_id"],
+             INGREDIENT_CONCEPT["standard_concept"], names]).fetchall()
+        add_named_ingredients(by_ingredient, [(int(c), str(n)) for c, n in found], knowledge)
+    drugs: dict[int, list[DrugConcept]] = {cid: list(v) for cid, v in by_ingredient.items()}
     codes: dict[tuple[str, str], list[int]] = {}
     if source.has("concept"):
         for cs in spec.concept_sets.values():

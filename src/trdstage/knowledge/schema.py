@@ -42,6 +42,19 @@ class Antidepressant(KnowledgeModel):
     usual_max_mg: float | None = Field(default=None, gt=0)
     notes: str | None = None
     sources: dict[str, str] = Field(default_factory=dict)
+    ingredient_names: list[str] = Field(
+        default_factory=list, description="RxNorm ingredient names besides the generic name "
+        "(salts), matched in an OMOP `concept` table when omop_concept_id is null.")
+    canmat_min_mg: float | None = Field(
+        default=None, gt=0, description="Lower end of CANMAT 2023 Table 3.3's dose range where "
+        "it lies above min_adequate_mg; used under the policy setting min_dose_basis: "
+        "canmat_floor.")
+    antidepressant_routes: list[str] = Field(
+        default_factory=list, description="The routes at which a trial counts as an "
+        "antidepressant trial (e.g. transdermal selegiline); empty: every route.")
+    brand_caveats: dict[str, str] = Field(
+        default_factory=dict, description="Brand name -> caveat added to a trial recorded "
+        "under that brand (e.g. a brand licensed for another indication).")
 
 
 class Augmenter(KnowledgeModel):
@@ -56,6 +69,9 @@ class Augmenter(KnowledgeModel):
     target_max_mg: float | None = None
     notes: str | None = None
     sources: dict[str, str] = Field(default_factory=dict)
+    ingredient_names: list[str] = Field(
+        default_factory=list, description="RxNorm ingredient names besides the generic name "
+        "(salts), matched in an OMOP `concept` table when omop_concept_id is null.")
 
 
 class RapidActingAgent(KnowledgeModel):
