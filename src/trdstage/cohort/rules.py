@@ -8,6 +8,7 @@ from typing import Any
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import Concepts
 from trdstage.domain import Policy, StageOrder, Taxonomy
+from trdstage.knowledge.loader import min_adequate_dose
 from trdstage.knowledge import Knowledge
 
 BAD_SUPPLY = "drug_exposure: negative days_supply"
@@ -34,7 +35,7 @@ def agent_columns(k: Knowledge, policy: Policy) -> dict[str, list[Any]]:
         cols["agent"].append(name)
         cols["mechanism"].append(ad.mechanism)
         cols["cls"].append(class_of(k, policy, ad.mechanism))
-        cols["min_mg"].append(ad.min_adequate_mg)
+        cols["min_mg"].append(min_adequate_dose(ad, policy))
     return cols
 
 
@@ -43,6 +44,12 @@ def check_policy(policy: Policy) -> None:
     if policy.thase_rush_order is not StageOrder.any_order:
         raise InputError(f"policy {policy.name}", "thase_rush_order 'sequential' is not "
                          "supported by the cohort engine (use a policy with any_order)")
+    if policy.european_different_classes:
+        raise InputError(f"policy {policy.name}", "european_different_classes: true is not "
+                         "supported by the cohort engine (use a policy with false)")
+    if not policy.thase_rush_tca_atypicals:
+        raise InputError(f"policy {policy.name}", "thase_rush_tca_atypicals: false is not "
+                         "supported by the cohort engine (use a policy with true)")
 
 
 

@@ -35,6 +35,14 @@ class MissingDose(StrEnum):
     duration_only = "duration_only"
 
 
+class MinDoseBasis(StrEnum):
+    """Minimum adequate dose: the MGH-ATRQ figure (default), or CANMAT 2023 Table 3.3's lowest
+    listed dose where that is higher (mirtazapine, reboxetine)."""
+
+    mgh_atrq = "mgh_atrq"
+    canmat_floor = "canmat_floor"
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,3 +74,17 @@ class Policy(BaseModel):
         default_factory=dict,
         description="Setting name -> source key (resolved in sources.yaml).",
     )
+    min_dose_basis: MinDoseBasis = Field(
+        default=MinDoseBasis.mgh_atrq,
+        description="mgh_atrq (default): the MGH-ATRQ minimum adequate doses; canmat_floor: "
+        "the higher of that and CANMAT 2023 Table 3.3's lowest dose (mirtazapine 30 mg, "
+        "reboxetine 8 mg).")
+    european_different_classes: bool = Field(
+        default=False,
+        description="European model: TRD needs failed trials of at least two mechanism "
+        "classes (the secondary summaries' reading of Souery 1999). False (default): any two "
+        "failed adequate trials.")
+    thase_rush_tca_atypicals: bool = Field(
+        default=True,
+        description="Thase & Rush stage III: opipramol, maprotiline and amoxapine (classed with "
+        "the TCAs) count as the tricyclic trial (default). False: only the tricyclics proper.")

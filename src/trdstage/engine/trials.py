@@ -27,6 +27,7 @@ from trdstage.domain.results import ConcurrentAgent, Notice, TrialVerdict
 from trdstage.engine.outcome import OutcomeVerdict, judge_outcome
 from trdstage.engine.timeline import Period, union_days, weeks
 from trdstage.knowledge import Knowledge
+from trdstage.knowledge.loader import min_adequate_dose
 
 _ADHERENCE_RANK = {Adherence.good: 0, Adherence.partial: 1, Adherence.poor: 2}
 
@@ -266,7 +267,7 @@ def _judge(
     steps = sorted((s for e in trial.exposures for s in e.steps), key=lambda s: s[0].start)
     doses = [d for _, d in steps if d is not None]
     max_dose = max(doses) if doses else None
-    minimum = drug.min_adequate_mg
+    minimum = min_adequate_dose(drug, policy)
     dose_missing = any(d is None for _, d in steps)
     adherence = Adherence.unknown
     for e in trial.exposures:

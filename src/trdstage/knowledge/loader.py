@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from trdstage.domain.policy import Policy
+from trdstage.domain.policy import MinDoseBasis, Policy
 from trdstage.knowledge.schema import (
     Antidepressant,
     Augmenter,
@@ -106,6 +106,15 @@ class Knowledge:
 
     def source_of(self, entry: Antidepressant | Augmenter, what: str) -> str | None:
         return entry.sources.get(what) or self.default_sources.get(what)
+
+
+def min_adequate_dose(drug: Antidepressant, policy: Policy) -> float | None:
+    """The minimum adequate daily dose under the policy's `min_dose_basis`: the MGH-ATRQ figure,
+    or under canmat_floor the higher of it and CANMAT's lowest listed dose."""
+    if (policy.min_dose_basis is MinDoseBasis.canmat_floor and drug.canmat_min_mg is not None
+            and drug.min_adequate_mg is not None):
+        return max(drug.min_adequate_mg, drug.canmat_min_mg)
+    return drug.min_adequate_mg
 
 
 def _source_keys(obj: Any) -> list[str]:

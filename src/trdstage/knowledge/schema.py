@@ -142,6 +142,9 @@ class ThaseRushSpec(KnowledgeModel):
     stages: list[StageLabel]
     stage_3_mechanism: str
     stage_4_mechanism: str
+    # classed with the TCAs, counted for stage III only under thase_rush_tca_atypicals
+    stage_3_atypical_tcas: list[str] = Field(default_factory=list)
+    stage_3_atypical_note: str = ""
 
 
 class Points(KnowledgeModel):
@@ -189,6 +192,7 @@ class MaudsleySpec(KnowledgeModel):
     augmentation_points: int
     ect_points: int
     binary_items_source: str
+    combination_note: str = ""
     bands: list[Band]
     bands_source: str
 
@@ -206,6 +210,7 @@ class EuropeanSpec(KnowledgeModel):
     crd_min_failed_trials: int
     crd_source: str
     crd_note: str
+    different_classes_note: str = ""
 
 
 class RegulatorySpec(KnowledgeModel):

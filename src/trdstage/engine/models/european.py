@@ -25,7 +25,14 @@ class EuropeanModel:
         category = next((s.category for s in steps if s.failed == n), steps[-1].category)
         reasons = [f"{n} failed adequate trial(s): {category}"]
         span: float | None = None
-        if n >= spec.crd_min_failed_trials:
+        one_class = ctx.policy.european_different_classes and n >= 2 and len(
+            {t.mechanism for t in failed}) < 2
+        if one_class:
+            category = next(s.category for s in steps if s.failed == 1)
+            reasons.append(f"every failed trial is of one class ({failed[0].mechanism_label}): "
+                           f"{category} (policy {ctx.policy.name}: european_different_classes "
+                           "= true needs two classes)")
+        elif n >= spec.crd_min_failed_trials:
             last_end = max(t.end or ctx.as_of for t in failed)
             span = months_between(failed[0].start, last_end)
             if months_reached(failed[0].start, last_end, ctx.policy.european_crd_months):
@@ -37,7 +44,7 @@ class EuropeanModel:
             else:
                 reasons.append(f"failed trials span {span:g} months "
                                f"(< {ctx.policy.european_crd_months:g}): not CRD")
-        caveats = [spec.by_failed_trials_note, spec.crd_note,
+        caveats = [spec.by_failed_trials_note, spec.crd_note, spec.different_classes_note,
                    "ECT has no defined place in this model and is not counted"]
         return EuropeanResult(
             model=self.id, name=self.name, category=cast(Category, category), failed_trials=n,

@@ -82,6 +82,8 @@ class MaudsleyModel:
             f"ECT {'used' if ect_used else 'not used'}: {components['ect']}",
         ]
         caveats.append(spec.duration_note)
+        if spec.combination_note:
+            caveats.append(spec.combination_note)
         caveats.append("severity is the episode's recorded severity; the MSM does not map "
                        "rating-scale scores onto its categories")
         return MaudsleyResult(

@@ -51,6 +51,7 @@ def stage_trials(
     tca: str,
     maoi: str,
     order: StageOrder,
+    not_tca: frozenset[str] = frozenset(),
 ) -> _Staged:
     """Highest stage reachable with distinct trials (failed trials sorted by start)."""
     if not trials:
@@ -62,7 +63,7 @@ def stage_trials(
         return best
     best = _Staged(2, {"first": pair[0].id, "different_class": pair[1].id})
     eligible_ect = [c for c in ect if c.laterality is not Laterality.unilateral]
-    for t in (t for t in trials if t.mechanism == tca):
+    for t in (t for t in trials if t.mechanism == tca and not set(t.agents) & not_tca):
         p3 = _pair(trials, cls, {t.id}, before=t if sequential else None)
         if p3 is None:
             continue
@@ -111,8 +112,10 @@ class ThaseRushModel:
 
         failed = sorted(ctx.failed_trials, key=lambda t: (t.start, t.id))
         failed_ect = ctx.failed_ect
+        not_tca = (frozenset() if policy.thase_rush_tca_atypicals
+                   else frozenset(spec.stage_3_atypical_tcas))
         staged = stage_trials(failed, failed_ect, cls, spec.stage_3_mechanism,
-                              spec.stage_4_mechanism, policy.thase_rush_order)
+                              spec.stage_4_mechanism, policy.thase_rush_order, not_tca)
         stage_label = {s.stage: s.label for s in spec.stages}[staged.stage]
         by_id = {t.id: t for t in failed}
         reasons = []
@@ -153,8 +156,15 @@ class ThaseRushModel:
                            f"MAOI for stage IV ({', '.join(rima)})")
         other_order = (StageOrder.sequential if policy.thase_rush_order is StageOrder.any_order
                        else StageOrder.any_order)
+        atypical = sorted({a for t in failed if t.mechanism == spec.stage_3_mechanism
+                           for a in t.agents if a in spec.stage_3_atypical_tcas})
+        if atypical:
+            caveats.append(f"{', '.join(atypical)}: " + (
+                spec.stage_3_atypical_note if policy.thase_rush_tca_atypicals else
+                f"not counted as the tricyclic trial of stage III (policy {policy.name}: "
+                "thase_rush_tca_atypicals = false)"))
         alt = stage_trials(failed, failed_ect, cls, spec.stage_3_mechanism,
-                           spec.stage_4_mechanism, other_order)
+                           spec.stage_4_mechanism, other_order, not_tca)
         if alt.stage != staged.stage:
             caveats.append(f"the order of trials matters here: the {other_order.value} reading "
                            f"gives stage {alt.stage}")
