@@ -23,7 +23,8 @@ from trdstage.engine import assess
 from trdstage.knowledge.advice_schema import load_advice_knowledge
 
 TDM = "Utilize therapeutic drug monitoring to guide dose adjustments."
-TDM_STRONG = "Utilizing therapeutic drug monitoring to guide dose adjustments is strongly recommended."
+TDM_STRONG = ("Utilizing therapeutic drug monitoring to guide dose adjustments is strongly "
+              "recommended.")
 TITRATE = ("Titrate dose to observed clinical response with symptom improvement and minimal "
            "(if any) side effects.")
 AVOID_TDM = ("Avoid {d} use; If {d} is warranted, utilize therapeutic drug monitoring to guide "
@@ -32,8 +33,9 @@ ALT_2C19 = ("Consider alternative drug not metabolized by CYP2C19; If {d} is war
             "therapeutic drug monitoring to guide dose adjustment.")
 STD = "Initiate therapy with recommended starting dose."
 RED25 = "Consider a 25% reduction of recommended starting dose."
-AVOID_HALF_A = "Avoid {d} use. If a {d2} is warranted, consider a 50% reduction of recommended starting dose."
-AVOID_HALF = "Avoid {d} use. If {d2} is warranted, consider a 50% reduction of recommended starting dose."
+HALF = "consider a 50% reduction of recommended starting dose."
+AVOID_HALF_A = "Avoid {d} use. If a {d2} is warranted, " + HALF
+AVOID_HALF = "Avoid {d} use. If {d2} is warranted, " + HALF
 
 # CYP2C19 row x CYP2D6 column -> CPIC text (template on the drug name)
 TERTIARY_TEXT = {

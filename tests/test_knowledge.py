@@ -63,6 +63,6 @@ def test_policy_file_with_a_typo_or_unknown_source_fails_clearly(tmp_path: Path)
     with pytest.raises(KnowledgeError, match="min_adequat_weeks"):
         load_policy(typo)
     unsourced = tmp_path / "unsourced.yaml"
-    unsourced.write_text(text.replace("scope: issue-2-defaults", "scope: my-opinion"))
+    unsourced.write_text(text.replace("scope: project-defaults-adequacy", "scope: my-opinion"))
     with pytest.raises(KnowledgeError, match="my-opinion"):
         load_policy(unsourced)

@@ -52,7 +52,7 @@ def _database(tmp_path: Path) -> Path:
                 "(2100000007, 2100000004, 0.025, ?)", [MG, MG])
     # lithium carbonate 2 x 300 mg a day for 90 days, from week 4 of the sertraline trial
     for i, start in enumerate(("2024-02-12", "2024-03-13", "2024-04-12")):
-        con.execute("INSERT INTO drug_exposure VALUES (?, 1, 2100000006, ?, ?, 0, 60, 30)",
+        con.execute("INSERT INTO drug_exposure VALUES (?, 1, 2100000006, ?, ?, 0, 60, 30, NULL)",
                     [100 + i, start, None])
     con.close()
     return db

@@ -182,7 +182,9 @@ def resolve_agents(patient: Patient, name: str, knowledge: Knowledge) -> Patient
                 changed = changed or extra_agent != extra.agent
                 added.append(extra if extra_agent == extra.agent
                              else extra.model_copy(update={"agent": extra_agent}))
-            meds.append(regimen.model_copy(update={"agent": agent, "added": added})
+            renamed = {"recorded_as": regimen.recorded_as or regimen.agent} if (
+                agent != regimen.agent) else {}
+            meds.append(regimen.model_copy(update={"agent": agent, "added": added, **renamed})
                         if changed else regimen)
         episodes.append(episode.model_copy(update={"medications": meds, "courses": courses}))
     return patient.model_copy(update={"episodes": episodes})

@@ -297,6 +297,9 @@ class Concepts:
     drugs: dict[int, list[DrugConcept]]  # drug_concept_id -> formulary agents
     sets: dict[str, set[int]]  # concept set name -> concept ids (descendants included)
     unit_factor: dict[int, float]  # amount_unit_concept_id -> factor to mg
+    # concept names that carry a route: drug concepts of agents with restricted routes (the
+    # RxNorm name holds the dose form) and Route-domain concepts (route_concept_id)
+    route_names: dict[int, str] = field(default_factory=dict)
 
     def set_of(self, concept_id: int) -> list[str]:
         return [name for name, ids in self.sets.items() if concept_id in ids]
@@ -396,7 +399,27 @@ def resolve_concepts(source: OmopSource, spec: OmopSpec | None = None,
                 target.add(int(r["descendant_concept_id"]))
         sets[name] = ids - excluded
     units = {u.concept_id: u.factor for u in spec.units_to_mg}
-    return Concepts(drugs=drugs, sets=sets, unit_factor=units)
+    return Concepts(drugs=drugs, sets=sets, unit_factor=units,
+                    route_names=_route_names(concept, drugs, knowledge))
+
+
+def route_restricted_ids(drugs: dict[int, list[DrugConcept]],
+                         knowledge: Knowledge | None = None) -> list[int]:
+    """Drug concepts of agents whose antidepressant routes are restricted (selegiline): their
+    names (the RxNorm dose form) and the Route concepts are read for the route."""
+    knowledge = knowledge or load_knowledge()
+    restricted = {n for n, a in knowledge.antidepressants.items() if a.antidepressant_routes}
+    return sorted(cid for cid, dcs in drugs.items() if any(d.agent in restricted for d in dcs))
+
+
+def _route_names(concept: Any, drugs: dict[int, list[DrugConcept]],
+                 knowledge: Knowledge | None) -> dict[int, str]:
+    ids = route_restricted_ids(drugs, knowledge)
+    if concept is None or not ids:
+        return {}
+    rows = concept.filter(concept.concept_id.isin(ids) | (concept.domain_id == "Route")).select(
+        "concept_id", "concept_name").to_pyarrow().to_pylist()
+    return {int(r["concept_id"]): str(r["concept_name"]) for r in rows if r["concept_name"]}
 
 
 # --------------------------------------------------------------------------- one person
@@ -526,6 +549,7 @@ def patient_from_rows(
 
     # drugs -> (start, end, dose, id) per agent
     ad_rows: list[tuple[date, int, str, date, float | None]] = []
+    routes: dict[int, str] = {}  # drug_exposure_id -> route as recorded
     aug_rows: dict[str, list[tuple[date, int, date, float | None]]] = {}
     for r in rows.drug_exposure:
         start, cid = r["drug_exposure_start_date"], r["drug_concept_id"]
@@ -547,6 +571,11 @@ def patient_from_rows(
                              concepts.unit_factor, r["quantity"], ds)
             if dc.role == "antidepressant":
                 ad_rows.append((start, int(r["drug_exposure_id"]), dc.agent, end, dose))
+                if knowledge.antidepressants[dc.agent].antidepressant_routes:
+                    named = concepts.route_names.get(int(r.get("route_concept_id") or 0))
+                    route = named or concepts.route_names.get(int(cid))
+                    if route:
+                        routes[int(r["drug_exposure_id"])] = route
             else:
                 aug_rows.setdefault(dc.agent, []).append(
                     (start, int(r["drug_exposure_id"]), end, dose))
@@ -612,7 +641,7 @@ def patient_from_rows(
     meds: dict[int, list[MedicationRegimen]] = {}
     for s, rid, agent, e, dose in ad_rows:
         meds.setdefault(episode_of(s), []).append(MedicationRegimen(
-            id=f"drug_exposure/{rid}", agent=agent,
+            id=f"drug_exposure/{rid}", agent=agent, route=routes.get(rid),
             steps=[DoseStep(start=s, end=e, daily_dose_mg=dose)]))
     for agent in sorted(aug_rows):
         group = sorted(aug_rows[agent])

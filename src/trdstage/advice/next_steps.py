@@ -1,12 +1,12 @@
 """Ranked next steps from the stage under every model, the last trial's outcome, what was tried,
 and the patient's flags.
 
-The backbone is the project's stage mapping (treatment-knowledge.md §1.6, key
+The backbone is the project's stage mapping (key
 design-stage-mapping, tag D): no guideline indexes options by stage. Within it the guidelines'
 own sequencing decides the order (CANMAT Q7.c: no response -> switch first; partial response
 with good tolerability -> adjunct first; no early improvement by 4 weeks -> dose increase or
 switch; neuromodulation after a failed switch or adjunct), then the CANMAT line and level.
-Ranking choices beyond that are project defaults (issue-4-defaults, tag A), documented in
+Ranking choices beyond that are project defaults (project-defaults-advice, tag A), documented in
 docs/advice.md. A drug or procedure already used is never proposed as new: it moves after the
 new options and says when and how it was used. A contraindicated option stays listed, blocked,
 with the reason.
@@ -91,10 +91,11 @@ def adjunct_failed(ctx: AdviceContext) -> list[str]:
 
 
 def category_order(p: Pattern, stage: int, adjunct_and_switch_failed: bool = False) -> list[str]:
-    """The project's ordering of categories (issue-4-defaults): response pattern first (CANMAT),
-    then the stage backbone (neuromodulation and rapid-acting treatments rise from stage II and
-    lead from stage IV, or from stage II once both a switch and an adjunct strategy have failed:
-    CANMAT Q7.c considers neuromodulation after a failed switch or adjunct strategy)."""
+    """The project's ordering of categories (project-defaults-advice): response pattern first
+    (CANMAT), then the stage backbone (neuromodulation and rapid-acting treatments rise from
+    stage II and lead from stage IV, or from stage II once both a switch and an adjunct
+    strategy have failed: CANMAT Q7.c considers neuromodulation after a failed switch or
+    adjunct strategy)."""
     if p.kind == "partial_response" or (stage >= 2 and p.kind != "intolerance"):
         # partial response: adjunct first (CANMAT Q7.c); from stage II, after a failed switch,
         # monotherapy response rates diminish (CANMAT Q7.c), so adjuncts lead (project default)

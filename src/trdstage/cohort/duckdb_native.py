@@ -50,6 +50,7 @@ from trdstage.adapters.omop import (
     check_columns,
     formulary_ingredients,
     redact_url,
+    route_restricted_ids,
     unmapped_ingredient_names,
 )
 from trdstage.cohort.rules import BAD_END, BAD_SUPPLY, agent_names
@@ -358,12 +359,17 @@ def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
     con = source.con
     names = sorted(unmapped_ingredient_names(knowledge))
     if names and source.has("concept"):
-        found = con.execute(
-            "SELECT concept_id, concept_name FROM trdstage_concept WHERE vocabulary_id = ? "
-            "AND concept_class_id = ? AND standard_concept = ? "
-            "AND list_contains(?, lower(concept_name))",
-            [INGREDIENT_CONCEPT["vocabulary_id"], INGREDIENT_CONCEPT["concept_class_id"],
-             INGREDIENT_CONCEPT["standard_concept"], names]).fetchall()
+        with _Lookups(con) as lookups:
+            lookups.add("trdstage_ingredient_names", {"name": "VARCHAR"}, [(n,) for n in names])
+            lookups.add("trdstage_ingredient_class", {c: "VARCHAR" for c in INGREDIENT_CONCEPT},
+                        [tuple(INGREDIENT_CONCEPT.values())])
+            found = con.execute(
+                "SELECT c.concept_id, c.concept_name FROM trdstage_concept AS c "
+                "JOIN trdstage_ingredient_class AS k ON c.vocabulary_id = k.vocabulary_id "
+                "AND c.concept_class_id = k.concept_class_id "
+                "AND c.standard_concept = k.standard_concept "
+                "WHERE lower(c.concept_name) IN (SELECT name FROM trdstage_ingredient_names)"
+            ).fetchall()
         add_named_ingredients(by_ingredient, [(int(c), str(n)) for c, n in found], knowledge)
     drugs: dict[int, list[DrugConcept]] = {cid: list(v) for cid, v in by_ingredient.items()}
     codes: dict[tuple[str, str], list[int]] = {}
@@ -419,7 +425,16 @@ def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
                     (excluded if a in excluded else ids).add(d)
         sets[name] = ids - excluded
     units = {u.concept_id: u.factor for u in spec.units_to_mg}
-    return Concepts(drugs=drugs, sets=sets, unit_factor=units)
+    route_names: dict[int, str] = {}
+    ids = route_restricted_ids(drugs, knowledge)
+    if ids and source.has("concept"):
+        with _Lookups(con) as lookups:
+            lookups.add("trdstage_route_ids", {"concept_id": "BIGINT"}, [(i,) for i in ids])
+            route_names = {int(c): str(n) for c, n in con.execute(
+                "SELECT concept_id, concept_name FROM trdstage_concept "
+                "WHERE concept_name IS NOT NULL AND (domain_id = 'Route' OR concept_id IN "
+                "(SELECT concept_id FROM trdstage_route_ids))").fetchall()}
+    return Concepts(drugs=drugs, sets=sets, unit_factor=units, route_names=route_names)
 
 
 # --------------------------------------------------------------------------- the scan's rows

@@ -8,8 +8,8 @@ from typing import Any
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import Concepts
 from trdstage.domain import Policy, StageOrder, Taxonomy
-from trdstage.knowledge.loader import min_adequate_dose
 from trdstage.knowledge import Knowledge
+from trdstage.knowledge.loader import min_adequate_dose
 
 BAD_SUPPLY = "drug_exposure: negative days_supply"
 BAD_END = "drug_exposure: end before start"

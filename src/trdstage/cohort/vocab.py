@@ -60,6 +60,13 @@ def _strengths(agent: str) -> tuple[float, float]:
     return (base / 2, base)
 
 
+def _form(entry: Antidepressant | Augmenter) -> str:
+    """The dose form named in a synthetic product: the form that counts where the formulary
+    restricts the routes (transdermal selegiline), else an oral tablet."""
+    routes = getattr(entry, "antidepressant_routes", [])
+    return f"per 24 HR {routes[0]} system" if routes else "oral tablet"
+
+
 @cache
 def vocabulary() -> Vocabulary:
     k = load_knowledge()
@@ -74,7 +81,7 @@ def vocabulary() -> Vocabulary:
         ingredients[entry.name] = entry.omop_concept_id
         products[entry.name] = [
             Product(LOCAL_BASE + 10 * index + j, entry.name, entry.omop_concept_id, s,
-                    f"{entry.name} {s:g} MG oral tablet (synthetic product)")
+                    f"{entry.name} {s:g} MG {_form(entry)} (synthetic product)")
             for j, s in enumerate(_strengths(entry.name))]
     codes: dict[tuple[str, str], int] = {}
     n = 0

@@ -99,6 +99,12 @@ class MedicationRegimen(DomainModel):
     adherence: Adherence = Adherence.unknown
     outcome: Outcome | None = None
     added: list[AddedAgent] = Field(default_factory=list)
+    route: str | None = Field(default=None, description="Route or dose form as recorded (e.g. "
+                              "'transdermal', 'oral', 'Transdermal System'); read where the "
+                              "formulary restricts the routes that count (selegiline).")
+    recorded_as: str | None = Field(default=None, description="The drug name as recorded when "
+                                    "it differs from the generic name (e.g. a brand); set by "
+                                    "the adapters.")
 
     @property
     def start(self) -> date:

@@ -42,6 +42,7 @@ class Exposure:
     outcome: Outcome | None
     record: str
     period: Period = field(init=False)
+    caveats: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.period = Period(self.steps[0][0].start, max(p.end for p, _ in self.steps))
@@ -91,6 +92,29 @@ class TrialSet:
     notices: list[Notice]
 
 
+def _record_caveats(agent: str, route: str | None, recorded_as: str | None,
+                    knowledge: Knowledge) -> list[str] | None:
+    """Caveats for one antidepressant record (route not recorded, a brand with another
+    indication); None when the recorded route is one that is not an antidepressant trial."""
+    drug = knowledge.antidepressants.get(agent)
+    if drug is None:
+        return []
+    caveats: list[str] = []
+    if drug.antidepressant_routes:
+        read = knowledge.route_of(route)
+        allowed = ", ".join(drug.antidepressant_routes)
+        if read is not None and read not in drug.antidepressant_routes:
+            return None
+        if read is None:
+            recorded = f" (recorded: {route!r})" if route else ""
+            caveats.append(f"route of {agent} not recorded{recorded}: counted as the {allowed} "
+                           f"form, the only one that is an antidepressant trial")
+    if recorded_as:
+        caveats += [text for brand, text in drug.brand_caveats.items()
+                    if brand.lower() == recorded_as.strip().lower()]
+    return caveats
+
+
 def _collect(
     patient: Patient, as_of: date, knowledge: Knowledge
 ) -> tuple[list[Exposure], list[Exposure], list[Notice], dict[str, bool]]:
@@ -107,6 +131,16 @@ def _collect(
                 notices.append(Notice(code="after_as_of", where=record,
                                       message=f"{regimen.agent} starts after the as-of date; "
                                       "not assessed"))
+                continue
+            caveats = _record_caveats(regimen.agent, regimen.route, regimen.recorded_as,
+                                      knowledge)
+            if caveats is None:
+                notices.append(Notice(
+                    code="route_not_antidepressant", where=record,
+                    message=f"{regimen.agent} by the {knowledge.route_of(regimen.route)} route "
+                    f"(recorded: {regimen.route!r}) is not an antidepressant trial: only "
+                    f"{', '.join(knowledge.antidepressants[regimen.agent].antidepressant_routes)}"
+                    f" {regimen.agent} counts; not assessed"))
                 continue
             entries: list[tuple[str, list[DoseStep], Adherence, Outcome | None, str]] = [
                 (regimen.agent, regimen.steps, regimen.adherence, regimen.outcome, record)]
@@ -126,6 +160,10 @@ def _collect(
                 open_records[where] = last.end is None or last.end > as_of
                 exposure = Exposure(agent, _step_periods(kept, as_of), adherence, outcome, where)
                 if agent in knowledge.antidepressants:
+                    if where == record:
+                        exposure.caveats = caveats
+                    else:
+                        exposure.caveats = _record_caveats(agent, None, None, knowledge) or []
                     antidepressants.append(exposure)
                 elif agent in knowledge.augmenters:
                     augmenters.append(exposure)
@@ -263,6 +301,7 @@ def _judge(
     if len(trial.exposures) > 1:
         reasons.append(f"{len(trial.exposures)} records of {trial.agent} with gaps of at most "
                        f"{policy.same_agent_gap_days} days merged into one trial")
+    reasons += list(dict.fromkeys(c for e in trial.exposures for c in e.caveats))
 
     steps = sorted((s for e in trial.exposures for s in e.steps), key=lambda s: s[0].start)
     doses = [d for _, d in steps if d is not None]

@@ -80,6 +80,7 @@ class Knowledge:
     models: StagingModelsFile
     default_sources: dict[str, str]
     _names: dict[str, AgentMatch] = field(default_factory=dict)
+    route_terms: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for kind, table in (
@@ -99,6 +100,16 @@ class Knowledge:
     def suggest(self, name: str, n: int = 3) -> list[str]:
         matches = difflib.get_close_matches(_normal(name), list(self._names), n=n, cutoff=0.75)
         return list(dict.fromkeys(self._names[m].name for m in matches))
+
+    def route_of(self, recorded: str | None) -> str | None:
+        """The route a recorded route or dose form names (`route_terms`), or None."""
+        if not recorded:
+            return None
+        text = " " + re.sub(r"[^a-z0-9]+", " ", recorded.lower()) + " "
+        for route, terms in self.route_terms.items():
+            if any(f" {t} " in text for t in terms):
+                return route
+        return None
 
     def cite(self, key: str) -> str:
         src = self.sources[key]
@@ -175,6 +186,7 @@ def load_knowledge() -> Knowledge:
         scales={s.id: s for s in scales.scales},
         models=models,
         default_sources=formulary.default_sources,
+        route_terms=formulary.route_terms,
     )
 
 

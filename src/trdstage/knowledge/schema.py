@@ -89,6 +89,8 @@ class FormularyFile(KnowledgeModel):
     default_sources: dict[str, str]
     antidepressants: list[Antidepressant]
     augmenters: list[Augmenter]
+    route_terms: dict[str, list[str]] = Field(default_factory=dict)
+    route_terms_source: str = "project-assumption"
     rapid_acting: list[RapidActingAgent]
 
 

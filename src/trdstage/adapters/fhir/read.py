@@ -526,10 +526,33 @@ class _Reader:
                     _Session(start, end, rid, None, self.outcome(entry)))
                 continue
             dose = self.daily_dose(entry, part)
+            route, recorded_as = self.route_and_brand(entry, concept, med, part.agent)
             self.regimens.append(MedicationRegimen(
                 id=rid, agent=part.agent, adherence=self.adherence(entry),
                 outcome=self.outcome(entry),
-                steps=[DoseStep(start=start, end=end, daily_dose_mg=dose)]))
+                steps=[DoseStep(start=start, end=end, daily_dose_mg=dose)],
+                route=route, recorded_as=recorded_as))
+
+    def route_and_brand(self, entry: _Entry, concept: Any, med: Any,
+                        agent: str) -> tuple[str | None, str | None]:
+        """Route (dosage.route, else Medication.form, else the medication's own name, which
+        names the dose form in RxNorm) where the formulary restricts the routes of `agent`;
+        the brand where the formulary has a caveat for it."""
+        drug = self.k.antidepressants.get(agent)
+        if drug is None:
+            return None, None
+        route = None
+        if drug.antidepressant_routes:
+            res = entry.obj
+            dosages = (res.dosage if entry.rtype == "MedicationStatement"
+                       else res.dosageInstruction) or []
+            candidates = [t for d in dosages for t in _texts(d.route)]
+            candidates += _texts(getattr(med, "form", None)) + _texts(concept)
+            route = next((t for t in candidates if self.k.route_of(t)), None)
+        names = " ".join(_texts(concept)).lower()
+        brand = next((b for b in drug.brand_caveats
+                      if re.search(rf"\b{re.escape(b.lower())}\b", names)), None)
+        return route, brand
 
     def med_concept(self, entry: _Entry) -> tuple[Any, Any]:
         res = entry.obj
