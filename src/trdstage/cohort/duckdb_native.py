@@ -426,10 +426,11 @@ def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
         sets[name] = ids - excluded
     units = {u.concept_id: u.factor for u in spec.units_to_mg}
     route_names: dict[int, str] = {}
-    ids = route_restricted_ids(drugs, knowledge)
-    if ids and source.has("concept"):
+    route_ids = route_restricted_ids(drugs, knowledge)
+    if route_ids and source.has("concept"):
         with _Lookups(con) as lookups:
-            lookups.add("trdstage_route_ids", {"concept_id": "BIGINT"}, [(i,) for i in ids])
+            lookups.add("trdstage_route_ids", {"concept_id": "BIGINT"},
+                        [(i,) for i in route_ids])
             route_names = {int(c): str(n) for c, n in con.execute(
                 "SELECT concept_id, concept_name FROM trdstage_concept "
                 "WHERE concept_name IS NOT NULL AND (domain_id = 'Route' OR concept_id IN "
