@@ -30,6 +30,7 @@ from trdstage.domain import (
     DoseStep,
     ECTCourse,
     Episode,
+    ItemReading,
     Laterality,
     MedicationRegimen,
     Outcome,
@@ -194,17 +195,32 @@ def read_fhir_data(raw: Any, name: str = "<input>") -> FhirRead:
     if not isinstance(entries, list):
         raise InputError(f"{name}: Bundle.entry", "must be a list")
     items: list[tuple[Any, str | None]] = []
+    outcome_marked: list[str] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise InputError(f"{name}: Bundle.entry[{i}]", "must be an object")
         search = entry.get("search")
+        resource = entry.get("resource")
+        rtype = resource.get("resourceType") if isinstance(resource, dict) else None
         if isinstance(search, dict) and search.get("mode") == "outcome":
-            continue
+            if resource is None or rtype == "OperationOutcome":
+                continue
+            # only an OperationOutcome is information about the search: anything else is read
+            rid = resource.get("id") if isinstance(resource, dict) else None
+            outcome_marked.append(f"{rtype}/{rid}" if rid else f"Bundle.entry[{i}]")
         if "resource" not in entry:
             raise InputError(f"{name}: Bundle.entry[{i}]", "has no resource")
         url = entry.get("fullUrl")
         items.append((entry["resource"], url if isinstance(url, str) else None))
-    return read_fhir_resources(items, name)
+    read = read_fhir_resources(items, name)
+    if outcome_marked:
+        read.notices.append(Notice(
+            code="search_mode_outcome", where=", ".join(outcome_marked[:MAX_LISTED]) + (
+                f" and {len(outcome_marked) - MAX_LISTED} more"
+                if len(outcome_marked) > MAX_LISTED else ""),
+            message="entry marked search.mode 'outcome' is not an OperationOutcome: read as "
+            "part of the record"))
+    return read
 
 
 def read_fhir_resources(items: Iterable[tuple[Any, str | None]], name: str = "<input>",
@@ -278,6 +294,7 @@ class _Reader:
         self.regimens: list[MedicationRegimen] = []
         self.sessions: dict[str, list[_Session]] = {}
         self.ratings: list[tuple[RatingReading, str]] = []
+        self.item_readings: list[ItemReading] = []
         self.mdd: list[_Mdd] = []
         self.flags: set[str] = set()
         self.pid = patient_id or "patient"
@@ -486,7 +503,7 @@ class _Reader:
     def severity(self, cond: Any) -> tuple[Severity | None, bool]:
         icd = self.codes.spec.icd10cm_severity.codes
         for c in _codings(cond.code):
-            if self.codes.system_key(c.system) == "icd10cm" and c.code:
+            if self.codes.system_key(c.system) in ("icd10cm", "icd10") and c.code:
                 code = c.code.strip().upper()
                 if len(code) > 3 and code[3] != ".":
                     code = f"{code[:3]}.{code[3:]}"
@@ -838,8 +855,7 @@ class _Reader:
                  if self.codes.system_key(c.system) == "loinc"}
         if codes & set(items):
             if entry.ref not in self.members:
-                self.note("item_alone", "PHQ-9 item outside a PHQ-9 panel (44249-1): not used "
-                          "on its own", entry.label)
+                self.lone_item(entry, items.index(sorted(codes & set(items))[0]) + 1)
             return
         rule = self.codes.match(self.codes.spec.observations, _codings(obs.code),
                                 _texts(obs.code))
@@ -847,20 +863,65 @@ class _Reader:
             self.note("observation_not_used", "Observation of no known rating scale "
                       f"({_describe(obs.code)}): not used", entry.label)
             return
+        when = self.when(entry)
+        if rule.means == "phq9_panel" or (rule.means == "PHQ-9" and (obs.component or
+                                                                     obs.hasMember)):
+            self.panel(entry, when)
+            return
+        total = self.total(entry, obs, rule.means)
+        if total is None:
+            return
+        self.add_rating(entry, Scale(rule.means), when, total, None)
+
+    def when(self, entry: _Entry) -> date:
+        obs = entry.obj
         when = self.day(entry, "effective[x]", obs.effectiveDateTime or obs.effectiveInstant or (
             obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued)
         if when is None:
             raise self.fail(entry, "effective[x]", "no effectiveDateTime, effectivePeriod.start "
                             "or issued: the rating cannot be dated")
-        if rule.means == "phq9_panel":
-            self.panel(entry, when)
-            return
-        total = self.number(obs)
-        if total is None:
-            self.note("no_value", f"{rule.means} Observation without a numeric value: not used",
+        return when
+
+    def lone_item(self, entry: _Entry, item: int) -> None:
+        """A PHQ-9 item Observation outside any panel: no total, but its answer is kept for the
+        item alerts (a positive item 9 must always be seen)."""
+        when = self.when(entry)
+        value = self.number(entry.obj, answers=True)
+        if value is None:
+            self.note("no_value", f"PHQ-9 item {item} Observation without a value: not used",
                       entry.label)
             return
-        self.add_rating(entry, Scale(rule.means), when, total, None)
+        if self.keep_items(entry, when, {item: value}):
+            self.note("item_alone", "PHQ-9 item Observation outside a PHQ-9 panel (44249-1): "
+                      "no total; the answer is kept for the item alerts (item 9)", entry.label)
+
+    def keep_items(self, entry: _Entry, when: date, values: dict[int, float]) -> bool:
+        """Item answers (1-based item -> score) kept as item readings; a score outside 0-3 is
+        named and not used."""
+        kept = False
+        for item, value in sorted(values.items()):
+            if value != int(value) or not 0 <= value <= 3:
+                self.note("items_out_of_range", f"PHQ-9 item {item} score {value:g} outside "
+                          "0-3: that item not used", entry.label)
+                continue
+            self.item_readings.append(ItemReading(scale=Scale.phq9, date=when, item=item,
+                                                  score=int(value)))
+            self.sources.setdefault(f"item:{when.isoformat()}:{item}", []).append(entry.ref)
+            kept = True
+        return kept
+
+    def total(self, entry: _Entry, holder: Any, scale: str) -> float | None:
+        """A scale total; an answer code (LA...) scores one item, never a total."""
+        total = self.number(holder)
+        if total is None:
+            if holder.valueCodeableConcept is not None:
+                self.note("total_answer_code", f"{scale} total given as a coded answer "
+                          f"({_describe(holder.valueCodeableConcept)}): answer codes score "
+                          "single items, not totals; not used", entry.label)
+            else:
+                self.note("no_value", f"{scale} Observation without a numeric value: not used",
+                          entry.label)
+        return total
 
     @property
     def members(self) -> set[str]:
@@ -872,7 +933,9 @@ class _Reader:
             self._members = {self.by_ref[r].ref for r in found if r in self.by_ref}
         return self._members
 
-    def number(self, obs: Any) -> float | None:
+    def number(self, obs: Any, answers: bool = False) -> float | None:
+        """The numeric value; LOINC answer codes and ordinal weights only when `answers` (an
+        item answer)."""
         if obs.valueInteger is not None:
             return float(obs.valueInteger)
         if obs.valueQuantity is not None and obs.valueQuantity.value is not None:
@@ -882,11 +945,11 @@ class _Reader:
                 return float(obs.valueString)
             except ValueError:
                 return None
-        if obs.valueCodeableConcept is not None:
-            answers = self.codes.spec.phq9_answers.codes
+        if obs.valueCodeableConcept is not None and answers:
+            scores = self.codes.spec.phq9_answers.codes
             for c in _codings(obs.valueCodeableConcept):
-                if c.code in answers:
-                    return answers[c.code]
+                if c.code in scores:
+                    return scores[c.code]
             for c in obs.valueCodeableConcept.coding or []:
                 for ext in c.extension or []:
                     if ext.url.endswith(("ordinalValue", "itemWeight")) and \
@@ -895,6 +958,9 @@ class _Reader:
         return None
 
     def panel(self, entry: _Entry, when: date) -> None:
+        """A PHQ-9 panel (44249-1), or a total (44261-6) with components or members: the total
+        needs all nine items (or a total given); each item answer is kept even when the total
+        cannot be used, so that a positive item 9 always reaches the item alerts."""
         obs = entry.obj
         item_codes = self.codes.spec.phq9_items.codes
         values: dict[int, float] = {}
@@ -904,51 +970,60 @@ class _Reader:
         for member in obs.hasMember or []:
             target = self.by_ref.get(member.reference or "")
             if target is not None and target.rtype == "Observation":
+                if target.obj.status in SKIP_STATUS["Observation"]:
+                    continue  # named by its own pass
                 parts.append((_codings(target.obj.code), target.obj))
         for codings, holder in parts:
             for c in codings:
                 if self.codes.system_key(c.system) != "loinc":
                     continue
-                value = self.number(holder)
-                if c.code in item_codes and value is not None:
-                    values[item_codes.index(c.code)] = value
-                elif c.code == "44261-6" and value is not None:
-                    total = value
-        if total is None:
-            total = self.number(obs)
-        items = None
-        if len(values) == 9:
-            items = [int(values[i]) for i in range(9)]
-            if total is None:
-                total = float(sum(items))
-        elif values:
-            self.note("items_incomplete", f"PHQ-9 panel with {len(values)} of 9 items: items "
-                      "not kept", entry.label)
-        if total is None:
-            self.note("no_value", "PHQ-9 panel without a total or all nine items: not used",
+                if c.code in item_codes:
+                    value = self.number(holder, answers=True)
+                    if value is not None:
+                        values[item_codes.index(c.code) + 1] = value
+                    else:
+                        self.note("no_value", f"PHQ-9 item {item_codes.index(c.code) + 1} "
+                                  "without a value: not used", entry.label)
+                elif c.code == "44261-6":
+                    total = self.total(entry, holder, "PHQ-9")
+        if total is None and (obs.valueInteger is not None or obs.valueQuantity is not None
+                              or obs.valueString is not None
+                              or obs.valueCodeableConcept is not None):
+            total = self.total(entry, obs, "PHQ-9")
+        usable = {i: v for i, v in values.items() if v == int(v) and 0 <= v <= 3}
+        items = [int(usable[i]) for i in range(1, 10)] if len(usable) == 9 else None
+        if items is not None and total is None:
+            total = float(sum(items))
+        elif values and items is None:
+            self.note("items_incomplete", f"PHQ-9 with {len(usable)} of 9 usable items: no "
+                      "total from them; the items given are kept for the item alerts (item 9)",
                       entry.label)
-            return
-        self.add_rating(entry, Scale.phq9, when, total, items)
+        kept = False
+        if total is None:
+            self.note("no_value", "PHQ-9 panel without a total or all nine items: no total "
+                      "read", entry.label)
+        else:
+            kept = self.add_rating(entry, Scale.phq9, when, total, items)
+        if values and (items is None or not kept):
+            self.keep_items(entry, when, values)
 
     def add_rating(self, entry: _Entry, scale: Scale, when: date, total: float,
-                   items: list[int] | None) -> None:
+                   items: list[int] | None) -> bool:
+        """Keep a reading (False when its total is unusable)."""
         spec = self.k.scales.get(scale.value)
         if spec is not None and not spec.min <= total <= spec.max:
-            self.note("value_out_of_range", f"{scale.value} total outside "
+            self.note("value_out_of_range", f"{scale.value} total {total:g} outside "
                       f"{spec.min:g}-{spec.max:g}: not used", entry.label)
-            return
-        if items is not None and any(not 0 <= i <= 3 for i in items):
-            self.note("items_out_of_range", "PHQ-9 item outside 0-3: items not kept",
-                      entry.label)
-            items = None
+            return False
         for reading, _ in self.ratings:
             if reading.scale == scale and reading.date == when and reading.total == total:
                 if items is not None and reading.items is None:
                     self.ratings = [(r, w) for r, w in self.ratings if r is not reading]
                     break
-                return
+                return True
         self.ratings.append((RatingReading(scale=scale, date=when, total=total, items=items),
                              entry.ref))
+        return True
 
     # ---- assembling the patient -----------------------------------------------------------
     def courses(self) -> tuple[list[ECTCourse], list[TreatmentCourse]]:
@@ -1023,8 +1098,9 @@ class _Reader:
             if first_record is None:
                 raise InputError(self.name, "no MDD Condition and no treatment or rating of "
                                  "depression: nothing to assess")
-            self.note("no_mdd_condition", "no active or past MDD Condition (SNOMED 370143000 "
-                      "or ICD-10-CM F32/F33): the episode is taken to start at the first "
+            self.note("no_mdd_condition", "no active or past MDD Condition (VSAC Major "
+                      "Depression Including Remission, SNOMED 370143000, ICD-10-CM or ICD-10 "
+                      "F32/F33): the episode is taken to start at the first "
                       f"treatment or rating ({first_record.isoformat()}), severity unknown",
                       self.name)
             found.append(Episode(onset=first_record))
@@ -1034,7 +1110,8 @@ class _Reader:
     def build(self, patient_entry: _Entry | None) -> FhirRead:
         ect, other = self.courses()
         dated = [r.start for r in self.regimens] + [c.start for c in ect] + [
-            c.start for c in other] + [r.date for r, _ in self.ratings]
+            c.start for c in other] + [r.date for r, _ in self.ratings] + [
+            i.date for i in self.item_readings]
         episodes = self.episodes(min(dated) if dated else None)
 
         def home(start: date) -> int:
@@ -1056,17 +1133,30 @@ class _Reader:
             courses.setdefault(home(t.start), []).append(t)
         for reading, _ in sorted(self.ratings, key=lambda x: x[0].date):
             ratings.setdefault(home(reading.date), []).append(reading)
+        answers: dict[int, list[ItemReading]] = {}
+        for answer in sorted(self.item_readings, key=lambda x: (x.date, x.item)):
+            answers.setdefault(home(answer.date), []).append(answer)
         episodes = [e.model_copy(update={
             "medications": meds.get(i, []), "ect": ects.get(i, []),
-            "courses": courses.get(i, []), "ratings": ratings.get(i, [])})
+            "courses": courses.get(i, []), "ratings": ratings.get(i, []),
+            "item_readings": answers.get(i, [])})
             for i, e in enumerate(episodes)]
-        birth = sex = None
+        birth = sex = death = None
+        deceased = False
         if patient_entry is not None:
             res = patient_entry.obj
             birth = self.day(patient_entry, "birthDate", res.birthDate)
             sex = {"female": Sex.female, "male": Sex.male, "other": Sex.other}.get(
                 res.gender or "", Sex.unknown)
+            death = self.day(patient_entry, "deceasedDateTime", res.deceasedDateTime)
+            deceased = death is not None or bool(res.deceasedBoolean)
+            if death is not None and birth is not None and death < birth:
+                raise self.fail(patient_entry, "deceasedDateTime", f"{death.isoformat()} is "
+                                f"before birthDate {birth.isoformat()}")
+            if deceased:
+                self.sources.setdefault("deceased", []).append(patient_entry.ref)
         patient = Patient(id=self.pid, birth_date=birth, sex=sex or Sex.unknown,
+                          death_date=death, deceased=deceased,
                           flags=sorted(self.flags), episodes=episodes)
         return FhirRead(patient=patient, notices=self.notices(), sources=self.sources)
 
