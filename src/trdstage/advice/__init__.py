@@ -47,6 +47,13 @@ def advise(patient: Patient, assessment: Assessment,
         alerts.append(Alert(severity=AlertSeverity.info, code="pgx_diplotype_not_interpreted",
                             message=note, sources=[k.cite("cpic-cyp2d6-activity-score")],
                             source_keys=["cpic-cyp2d6-activity-score"]))
+    if ctx.unresolved_other:
+        alerts.append(Alert(
+            severity=AlertSeverity.warning, code="other_medication_not_recognised",
+            message="Co-medication(s) not recognised by the interaction checks, so no "
+            "interaction alert can be given for them: " + ", ".join(ctx.unresolved_other)
+            + ". Check interactions by hand or give the generic name.",
+            subjects=list(ctx.unresolved_other)))
     unknown = unknown_flags(ctx)
     if unknown:
         alerts.append(Alert(severity=AlertSeverity.info, code="flag_not_recognised",

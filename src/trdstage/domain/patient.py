@@ -255,10 +255,10 @@ class Patient(DomainModel):
 
     @model_validator(mode="after")
     def _death(self) -> Self:
-        if self.death_date is not None:
-            if self.birth_date is not None and self.death_date < self.birth_date:
-                raise ValueError(f"death_date {self.death_date.isoformat()} is before "
-                                 f"birth_date {self.birth_date.isoformat()}")
+        if self.death_date is not None and self.birth_date is not None and \
+                self.death_date < self.birth_date:
+            raise ValueError(f"death_date {self.death_date.isoformat()} is before "
+                             f"birth_date {self.birth_date.isoformat()}")
         return self
 
     def current_episode(self, as_of: date) -> Episode:

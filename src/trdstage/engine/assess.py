@@ -14,7 +14,7 @@ from trdstage.engine.models import (
     RegulatoryModel,
     ThaseRushModel,
 )
-from trdstage.engine.procedures import judge_ect, summarise_courses
+from trdstage.engine.procedures import judge_ect, later_records, summarise_courses
 from trdstage.engine.timeline import months_between
 from trdstage.engine.trials import build_trials, readings_by_scale
 from trdstage.knowledge import Knowledge, load_knowledge, load_policy
@@ -59,7 +59,8 @@ def assess(
         european=EUROPEAN.assess(ctx),
         regulatory=REGULATORY.assess(ctx),
     )
-    notices = [*death_notices, *trial_set.notices, *ect_notices]
+    notices = [*death_notices, *trial_set.notices, *ect_notices,
+               *later_records(patient, as_of)]
     if episode.onset > as_of:
         notices.insert(0, Notice(
             code="no_episode_by_as_of", where=episode.id,

@@ -35,7 +35,7 @@ class ValueSet(_Model):
         """True when `code` of `system` ("snomed" or "icd10cm") is in the expansion."""
         if system not in self.codes or not code:
             return False
-        return code.strip() in self.codes[system]  # type: ignore[index]
+        return code.strip() in self.codes[system]
 
 
 class ValueSetsFile(_Model):

@@ -392,6 +392,13 @@ class _Reader:
                 if rtype != "OperationOutcome":
                     unused.setdefault(rtype, []).append(label)
                 continue
+            for c_i, inner in enumerate(raw.get("contained") or []):
+                inner_type = inner.get("resourceType") if isinstance(inner, dict) else None
+                try:
+                    get_fhir_model_class(str(inner_type))
+                except (KeyError, ValueError, AttributeError, ImportError) as exc:
+                    raise InputError(f"{self.name}: {label}", f"contained[{c_i}].resourceType: "
+                                     f"unknown resourceType {inner_type!r}") from exc
             try:
                 entry.obj = get_fhir_model_class(rtype).model_validate(raw)
             except ValidationError as exc:
@@ -401,7 +408,7 @@ class _Reader:
                 more = len(exc.errors()) - 1
                 suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
                 raise InputError(f"{self.name}: {label}", f"{loc}: {msg}{suffix}") from exc
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, KeyError) as exc:
                 raise InputError(f"{self.name}: {label}", f"not a valid {rtype}: {exc}") from exc
             entries.append(entry)
             self.by_ref[ref] = entry
@@ -491,6 +498,9 @@ class _Reader:
         end = self.day(entry, "abatement", cond.abatementDateTime or (
             cond.abatementPeriod.end or cond.abatementPeriod.start
             if cond.abatementPeriod else None))
+        if end is not None and end < onset:
+            raise self.fail(entry, "abatement[x]", f"{end.isoformat()} is before the onset "
+                            f"{onset.isoformat()}")
         clinical = {c.code for c in _codings(cond.clinicalStatus)}
         active = end is None and not (clinical & {"inactive", "remission", "resolved"})
         if not active and end is None:
@@ -698,7 +708,15 @@ class _Reader:
             raise self.fail(entry, fld, "no date: a treatment record needs a start date "
                             "(see docs/fhir.md for the elements read)")
         if end is None and span is not None:
-            end = start + timedelta(days=round(span))
+            where = "daysSupply" if rtype == "MedicationDispense" else \
+                "dispenseRequest.expectedSupplyDuration"
+            if span < 0:
+                raise self.fail(entry, where, f"negative supply duration ({span:g} days)")
+            try:
+                end = start + timedelta(days=round(span))
+            except (OverflowError, ValueError) as exc:
+                raise self.fail(entry, where, f"supply of {span:g} days runs past the last "
+                                "date that can be read (year 9999)") from exc
         if end is None and status not in OPEN_STATUS:
             self.note("no_end_date", f"{rtype} with status {status!r} and no end or supply "
                       "duration: counted as a single day", entry.label)
@@ -721,6 +739,9 @@ class _Reader:
             rep = timing.repeat
             if rep.frequency is not None or rep.period is not None:
                 unit = rep.periodUnit or "d"
+                if rep.period is not None and rep.period <= 0:
+                    raise self.fail(entry, "dosage.timing.repeat.period",
+                                    f"{rep.period:g} is not a positive period")
                 period = float(rep.period or 1) * PERIOD_DAYS.get(unit, 1.0)
                 return float(rep.frequency or 1) / period
         if timing is not None and timing.code is not None:
@@ -751,6 +772,16 @@ class _Reader:
             return value * strength.mg if strength.per in ("unit", "day") else None
         return None
 
+    def checked_mg(self, entry: _Entry, fld: str, quantity: Any,
+                   strength: _Strength | None) -> float | None:
+        """`quantity_mg`, with a negative amount an input error naming the field."""
+        if quantity is not None and quantity.value is not None and quantity.value < 0:
+            raise self.fail(entry, fld, f"negative amount {quantity.value}")
+        try:
+            return self.quantity_mg(quantity, strength)
+        except DoseError as exc:
+            raise self.fail(entry, fld, str(exc)) from exc
+
     def daily_dose(self, entry: _Entry, part: _Part) -> float | None:
         res = entry.obj
         dosages = list((res.dosage if entry.rtype == "MedicationStatement"
@@ -772,7 +803,7 @@ class _Reader:
                     qty = dr.doseRange.low
                     self.note("dose_range", "dose given as a range: its low end is read",
                               entry.label)
-                mg = self.quantity_mg(qty, part.strength)
+                mg = self.checked_mg(entry, "dosage.doseAndRate.dose", qty, part.strength)
                 if mg is None:
                     continue
                 if part.strength is not None and part.strength.per == "day" and \
@@ -791,9 +822,15 @@ class _Reader:
         elif entry.rtype == "MedicationRequest" and res.dispenseRequest is not None:
             quantity = res.dispenseRequest.quantity
             supply = _duration_days(res.dispenseRequest.expectedSupplyDuration)
-        mg = self.quantity_mg(quantity, part.strength)
+        mg = self.checked_mg(entry, "quantity", quantity, part.strength)
         if mg is not None and supply:
             return round(mg / supply, 3)
+        if entry.rtype == "MedicationDispense" and supply and quantity is None and not dosages:
+            self.note("dispense_dose_unknown", "MedicationDispense with daysSupply but no "
+                      "quantity or dosage: the supply's duration is read, its dose is not "
+                      "known (adequacy then follows the policy's missing_dose rule)",
+                      entry.label)
+            return None
         self.note("dose_not_computed", "daily dose not computable (no dose quantity with a "
                   "known strength, and no quantity and days supply): dose not recorded",
                   entry.label)
@@ -819,7 +856,7 @@ class _Reader:
         if start is None:
             raise self.fail(entry, "performed[x]", "no performedDateTime or "
                             "performedPeriod.start: the session cannot be dated")
-        count = self.extension(proc, "session-count")
+        count = self.session_count(entry)
         if proc.performedPeriod is not None and count is None:
             self.note("sessions_unknown", "Procedure with a period but no session count "
                       "(extension session-count): read as a course of unknown length",
@@ -827,10 +864,24 @@ class _Reader:
         texts = [*_texts(proc.code), *(t for s in proc.bodySite or [] for t in _texts(s)),
                  *(n.text for n in proc.note or [] if n.text)]
         self.sessions.setdefault(rule.means, []).append(_Session(
-            start, end, entry.ref, int(count) if count is not None else None,
+            start, end, entry.ref, count,
             self.outcome(entry), self.laterality(proc, texts),
             (proc.code.text if proc.code else None) if rule.means != "ect" else None))
         self.sources.setdefault(entry.ref, []).append(entry.ref)
+
+    def session_count(self, entry: _Entry) -> int | None:
+        raw = self.extension(entry.obj, "session-count")
+        if raw is None:
+            return None
+        try:
+            count = int(str(raw).strip())
+        except ValueError as exc:
+            raise self.fail(entry, "extension(session-count)",
+                            f"{raw!r} is not a whole number of sessions") from exc
+        if count < 0:
+            raise self.fail(entry, "extension(session-count)",
+                            f"{count} is not a number of sessions (negative)")
+        return count
 
     def laterality(self, proc: Any, texts: list[str]) -> Laterality:
         spec = self.codes.spec.laterality
@@ -852,10 +903,11 @@ class _Reader:
             return
         items = self.codes.spec.phq9_items.codes
         codes = {c.code for c in _codings(obs.code)
-                 if self.codes.system_key(c.system) == "loinc"}
-        if codes & set(items):
+                 if c.code and self.codes.system_key(c.system) == "loinc"}
+        item_codes = sorted(codes & set(items))
+        if item_codes:
             if entry.ref not in self.members:
-                self.lone_item(entry, items.index(sorted(codes & set(items))[0]) + 1)
+                self.lone_item(entry, items.index(item_codes[0]) + 1)
             return
         rule = self.codes.match(self.codes.spec.observations, _codings(obs.code),
                                 _texts(obs.code))
