@@ -106,6 +106,15 @@ def test_item9_in_an_incomplete_panel_of_eight_items() -> None:
     assert item9_alerts(advised(result.patient))[0].severity is AlertSeverity.urgent
 
 
+@pytest.mark.parametrize(("panel_code", "status"), [("44249-1", "cancelled"),
+                                                     ("99999-9", "final")])
+def test_item9_member_of_a_panel_not_read_is_read_alone(panel_code: str, status: str) -> None:
+    panel = observation("p1", "loinc", panel_code, ON, None, status=status,
+                        hasMember=[{"reference": "Observation/i9"}])
+    result = read(panel, item("i9", ITEM9, 1))
+    assert item9_alerts(advised(result.patient))[0].severity is AlertSeverity.urgent
+
+
 def test_item9_in_a_panel_with_another_item_out_of_range() -> None:
     scores = [1, 1, 7, 1, 1, 1, 1, 1, 3]
     panel = observation("p1", "loinc", "44249-1", ON, None, component=[

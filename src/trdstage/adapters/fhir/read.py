@@ -980,7 +980,13 @@ class _Reader:
         if self._members is None:
             found: set[str] = set()
             for e in self.by_ref.values():
-                if e.rtype == "Observation":
+                if e.rtype != "Observation" or e.obj.status in SKIP_STATUS["Observation"]:
+                    continue
+                rule = self.codes.match(self.codes.spec.observations, _codings(e.obj.code),
+                                        _texts(e.obj.code))
+                # only a PHQ-9 panel or total reads its members; an item under anything else
+                # is read on its own
+                if rule is not None and rule.means in ("phq9_panel", "PHQ-9"):
                     found.update(m.reference for m in e.obj.hasMember or [] if m.reference)
             self._members = {self.by_ref[r].ref for r in found if r in self.by_ref}
         return self._members
