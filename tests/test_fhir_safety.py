@@ -208,7 +208,19 @@ def test_courses_and_ratings_after_the_as_of_date_are_named() -> None:
     a = h.assess(as_of=h.courses[0].start - timedelta(days=1))
     later = [n for n in a.warnings if n.code == "after_as_of"]
     assert any("esketamine course" in n.message for n in later)
+    assert not any("episode with onset" in n.message for n in later)
     assert any("rating" in n.message and "2026-03-01" in n.message for n in later)
+
+
+def test_later_episode_is_named() -> None:
+    h = History(onset="2024-01-01")
+    h.trial("sertraline", 100, weeks=8)
+    p = h.patient()
+    later = p.episodes[-1].model_copy(update={"id": "ep2", "onset": date(2026, 6, 1),
+                                               "medications": []})
+    p = p.model_copy(update={"episodes": [*p.episodes, later]})
+    a = assess(p, as_of=AS_OF)
+    assert any(n.code == "after_as_of" and n.where == "ep2" for n in a.warnings)
 
 
 @pytest.mark.parametrize(("given", "antidepressant", "code"), [

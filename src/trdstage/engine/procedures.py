@@ -66,10 +66,16 @@ def judge_ect(
 
 
 def later_records(patient: Patient, as_of: date) -> list[Notice]:
-    """Treatment courses (esketamine, ketamine, rTMS, psychotherapy...), ratings and item
-    answers dated after the as-of date: not assessed, and named."""
+    """Episodes, treatment courses (esketamine, ketamine, rTMS, psychotherapy...), ratings and
+    item answers dated after the as-of date: not assessed, and named (an episode only when
+    another has started: otherwise the no_episode_by_as_of warning says it)."""
     out: list[Notice] = []
+    started = [e for e in patient.episodes if e.onset <= as_of]
     for e_index, episode in enumerate(patient.episodes):
+        if episode.onset > as_of and started:
+            out.append(Notice(code="after_as_of", where=episode.id or f"episodes[{e_index}]",
+                              message=f"episode with onset {episode.onset.isoformat()} starts "
+                              "after the as-of date; not assessed"))
         for c_index, course in enumerate(episode.courses):
             if course.start > as_of:
                 out.append(Notice(code="after_as_of",
