@@ -5,7 +5,9 @@ without a dose, and FHIR input errors that name resource and field. Synthetic da
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -322,7 +324,7 @@ def test_who_icd10_depressive_episode(code: str, severity: str) -> None:
 def test_value_sets_carry_their_oid_version_and_codes() -> None:
     sets = load_value_sets()
     mdd = sets["major-depression-including-remission"]
-    assert mdd.oid == "2.16.840.1.113883.3.67.1.101.3.2444" and mdd.means == "mdd"
+    assert mdd.oid == "2.16.840.113883.3.67.1.101.3.2444" and mdd.means == "mdd"
     assert mdd.has("snomed", "370143000") and mdd.has("icd10cm", "F33.42")
     assert sets["bipolar-disorder"].has("snomed", "10981006")
     assert not mdd.has("icd10cm", "F31.9")
@@ -387,3 +389,29 @@ def test_fhir_input_errors_name_resource_and_field(resource: dict[str, Any], pla
     assert place in info.value.where
     assert str(info.value.message).startswith(field)
 
+
+
+# ---- real producer output: QI-Core test patients of CMS128 --------------------------------------
+def test_qicore_cms128_test_patients_stage_with_diagnoses_and_dispenses_read() -> None:
+    data = json.loads((Path(__file__).parent / "references" / "qicore" /
+                       "cms128-test-patients.json").read_text(encoding="utf-8"))
+    assert len(data["bundles"]) == 26
+    with_condition = 0
+    for b in data["bundles"]:
+        result = read_fhir_data(b, b["id"])
+        mdd = [c for e in b["entry"] if e["resource"]["resourceType"] == "Condition"
+               for c in e["resource"]["code"]["coding"] if c["code"] == "15193003"]
+        if mdd:
+            with_condition += 1
+            assert "no_mdd_condition" not in codes(result), b["id"]
+        a = advise(result.patient, assess(result.patient, as_of=AS))
+        dispenses = [e for e in b["entry"]
+                     if e["resource"]["resourceType"] == "MedicationDispense"]
+        assert sum(len(ep.medications) for ep in result.patient.episodes) == len(
+            dispenses) + sum(e["resource"]["resourceType"] == "MedicationRequest"
+                             for e in b["entry"])
+        for trial in a.trials:
+            if trial.max_daily_dose_mg is None and trial.in_scope:
+                assert not trial.adequate
+                assert any("duration known" in r for r in trial.reasons), b["id"]
+    assert with_condition == 25
