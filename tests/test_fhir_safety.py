@@ -367,6 +367,25 @@ def _no_quantity_dispense(days: float) -> dict[str, Any]:
     return dispense("d1", "sertraline 50 MG Oral Tablet", "2025-01-10", 30, days)
 
 
+def test_negative_ingredient_strength_names_the_medication() -> None:
+    med = {"resourceType": "Medication", "id": "med1", "code": {"text": "sertraline"},
+           "ingredient": [{"itemCodeableConcept": {"text": "sertraline"}, "strength": {
+               "numerator": {"value": 50, "unit": "mg"},
+               "denominator": {"value": -1, "unit": "tablet"}}}]}
+    ref = statement("m1", {"medicationReference": {"reference": "Medication/med1"}},
+                    "2025-01-10", dose=[dosage(1, "tablet")])
+    with pytest.raises(InputError) as info:
+        read_fhir_data(bundle(patient(), condition("c1"), med, ref), "b.json")
+    assert "Medication/med1" in info.value.where
+    assert info.value.message.startswith("ingredient.strength")
+
+
+def test_zero_volume_in_a_strength_text_is_not_a_crash() -> None:
+    result = read(statement("m2", "sertraline 20 MG/0 ML Oral Solution", "2025-01-10",
+                            dose=[dosage(5, "mL")]))
+    assert "dose_not_computed" in codes(result)
+
+
 @pytest.mark.parametrize(("resource", "place", "field"), [
     (statement("m1", "sertraline", "2025-01-10", dose=[dosage(-50)]), "MedicationStatement/m1",
      "dosage.doseAndRate.dose"),

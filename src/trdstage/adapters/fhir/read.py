@@ -592,7 +592,8 @@ class _Reader:
             for ing in med.ingredient:
                 sub = self.parts(ing.itemCodeableConcept, None) if ing.itemCodeableConcept \
                     else []
-                strength = self.ratio_strength(ing.strength)
+                strength = self.ratio_strength(ing.strength, f"Medication/{med.id}"
+                                               if med.id else "contained Medication")
                 for part in sub[:1]:
                     found.append(_Part(part.agent, part.kind, strength or part.strength))
             if found:
@@ -643,7 +644,8 @@ class _Reader:
                     mg = to_mg(float(m.group(1)), m.group(2))
                 except DoseError:
                     mg = None
-                if mg is not None:
+                per = float(m.group(3)) if m.group(3) else 1.0
+                if mg is not None and per > 0:
                     per_num, per_unit = m.group(3), (m.group(4) or "").lower()
                     if per_unit == "ml":
                         strength = _Strength(mg / float(per_num or 1), "mL")
@@ -654,7 +656,7 @@ class _Reader:
             out.append(_Part(found.name, found.kind, strength))
         return out
 
-    def ratio_strength(self, ratio: Any) -> _Strength | None:
+    def ratio_strength(self, ratio: Any, where: str) -> _Strength | None:
         if ratio is None or ratio.numerator is None or ratio.numerator.value is None:
             return None
         unit = ratio.numerator.code or ratio.numerator.unit or ""
@@ -665,6 +667,9 @@ class _Reader:
         den = ratio.denominator
         den_unit = ((den.code or den.unit or "") if den else "").strip().lower()
         den_value = float(den.value) if den is not None and den.value else 1.0
+        if mg < 0 or den_value <= 0:
+            raise InputError(f"{self.name}: {where}", "ingredient.strength: "
+                             f"{ratio.numerator.value} / {den_value:g} is not a strength")
         if den_unit == "ml":
             return _Strength(mg / den_value, "mL")
         return _Strength(mg / den_value, "unit")
