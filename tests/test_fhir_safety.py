@@ -243,6 +243,17 @@ def test_other_medications_by_brand_or_strength_raise_their_interaction(
     assert "other_medication_not_recognised" not in {x.code for x in a.alerts}
 
 
+def test_fhir_current_co_medication_raises_its_interaction() -> None:
+    result = read(statement("t1", "Ultram 50 MG Oral Tablet", "2025-10-01", status="active"),
+                  statement("l1", "linezolid 600 MG Oral Tablet", "2025-01-01",
+                            end="2025-01-10"))
+    assert result.patient.other_medications == ["tramadol"]
+    assert {"co_medication", "co_medication_ended"} <= codes(result)
+    a = advised(result.patient)
+    assert "serotonergic_other_serotonergic" in {x.code for x in a.alerts}
+    assert "serotonergic_linezolid_methylene_blue" not in {x.code for x in a.alerts}
+
+
 def test_unrecognised_other_medication_is_named() -> None:
     h = History()
     h.trial("sertraline", 100, weeks=8, ongoing=True, outcome=None)

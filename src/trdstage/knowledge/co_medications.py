@@ -13,6 +13,7 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict
 
+from trdstage.knowledge.advice_schema import AdviceKnowledge
 from trdstage.knowledge.loader import load_data_file
 
 _WORD = re.compile(r"[^\s,;:()\[\]/]+")
@@ -42,4 +43,23 @@ def resolve_name(name: str, known: frozenset[str], aliases: dict[str, str]) -> s
                 return phrase
             if phrase in aliases:
                 return aliases[phrase]
+    return None
+
+
+def resolve_co_medication(name: str, k: AdviceKnowledge) -> str | None:
+    """A co-medication given by generic, brand or with a strength ("Tramadol 50 mg", "Ultram",
+    "Zyvox") -> the generic the interaction rules check (a formulary drug included); None when
+    neither a safety rule nor the formulary knows it."""
+    words = " ".join(name.lower().split())
+    match = k.base.resolve(words)
+    if match is not None:
+        return match.name
+    known = frozenset(a for g in k.safety.groups.values() for a in g.agents)
+    found = resolve_name(name, known, co_medication_brands())
+    if found is not None:
+        return found
+    for size in (3, 2, 1):
+        match = k.base.resolve(" ".join(words.split()[:size]))
+        if match is not None:
+            return match.name
     return None

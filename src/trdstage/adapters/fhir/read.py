@@ -44,6 +44,8 @@ from trdstage.domain import (
 from trdstage.domain.results import Notice
 from trdstage.domain.units import MG_PER_UNIT, DoseError, to_mg
 from trdstage.knowledge import Knowledge, load_knowledge
+from trdstage.knowledge.advice_schema import load_advice_knowledge
+from trdstage.knowledge.co_medications import resolve_co_medication
 
 READ_TYPES = ("Patient", "Condition", "MedicationStatement", "MedicationRequest",
               "MedicationDispense", "Medication", "Procedure", "Observation")
@@ -295,6 +297,7 @@ class _Reader:
         self.sessions: dict[str, list[_Session]] = {}
         self.ratings: list[tuple[RatingReading, str]] = []
         self.item_readings: list[ItemReading] = []
+        self.other_meds: list[str] = []
         self.mdd: list[_Mdd] = []
         self.flags: set[str] = set()
         self.pid = patient_id or "patient"
@@ -538,6 +541,8 @@ class _Reader:
             return
         concept, med = self.med_concept(entry)
         parts = self.parts(concept, med)
+        if not parts and self.co_medication(entry, concept):
+            return
         if not parts:
             self.note("medication_not_recognised", "medication not recognised as an "
                       f"antidepressant, augmenter or esketamine/ketamine ({_describe(concept)}): "
@@ -557,6 +562,27 @@ class _Reader:
                 id=rid, agent=part.agent, adherence=self.adherence(entry),
                 outcome=self.outcome(entry),
                 steps=[DoseStep(start=start, end=end, daily_dose_mg=dose)]))
+
+    def co_medication(self, entry: _Entry, concept: Any) -> bool:
+        """A drug the interaction rules name (tramadol, linezolid, an NSAID ...): a current
+        record (open, no end) becomes one of the patient's other medications; an ended one is
+        named. False when no rule knows the drug."""
+        advice = load_advice_knowledge()
+        name = next((found for text in _texts(concept)
+                     if (found := resolve_co_medication(text, advice)) is not None), None)
+        if name is None:
+            return False
+        _, end = self.med_period(entry)
+        if end is None:
+            if name not in self.other_meds:
+                self.other_meds.append(name)
+            self.sources.setdefault(f"other:{name}", []).append(entry.ref)
+            self.note("co_medication", "current non-antidepressant medication read as a "
+                      f"co-medication for the interaction checks ({name})", entry.label)
+        else:
+            self.note("co_medication_ended", f"non-antidepressant medication ({name}) ended "
+                      f"{end.isoformat()}: not a current co-medication; not used", entry.label)
+        return True
 
     def med_concept(self, entry: _Entry) -> tuple[Any, Any]:
         res = entry.obj
@@ -1219,7 +1245,7 @@ class _Reader:
             if deceased:
                 self.sources.setdefault("deceased", []).append(patient_entry.ref)
         patient = Patient(id=self.pid, birth_date=birth, sex=sex or Sex.unknown,
-                          death_date=death, deceased=deceased,
+                          death_date=death, deceased=deceased, other_medications=self.other_meds,
                           flags=sorted(self.flags), episodes=episodes)
         return FhirRead(patient=patient, notices=self.notices(), sources=self.sources)
 
