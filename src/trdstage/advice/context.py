@@ -9,6 +9,7 @@ from datetime import date
 from trdstage.domain import DoseStep, Patient
 from trdstage.domain.results import Assessment, TrialVerdict
 from trdstage.knowledge.advice_schema import AdviceKnowledge
+from trdstage.knowledge.co_medications import resolve_co_medication
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class AdviceContext:
     stopped: list[DrugUse] = field(default_factory=list)
     phenotypes: dict[str, tuple[str, str]] = field(default_factory=dict)  # gene -> (code, basis)
     pgx_notes: list[str] = field(default_factory=list)
+    unresolved_other: list[str] = field(default_factory=list)  # other_medications not known
 
     @property
     def trials_in_scope(self) -> list[TrialVerdict]:
@@ -124,8 +126,11 @@ def build_context(patient: Patient, assessment: Assessment, k: AdviceKnowledge) 
                               where=course.id or f"episodes[{e_i}].courses[{c_i}]")
                 (ctx.current if ongoing else ctx.stopped).append(use)
     for i, name in enumerate(patient.other_medications):
-        ctx.current.append(DrugUse(name=" ".join(name.lower().split()), role="other",
+        resolved = resolve_co_medication(name, k)
+        if resolved is None:
+            ctx.unresolved_other.append(name)
+        ctx.current.append(DrugUse(name=resolved or " ".join(name.lower().split()), role="other",
                                    dose_mg=None, start=None, end=None,
-                                   where=f"other_medications[{i}]"))
+                                   where=f"other_medications[{i}] ({name})"))
     ctx.phenotypes, ctx.pgx_notes = resolve_phenotypes(patient, k)
     return ctx
