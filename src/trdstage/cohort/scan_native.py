@@ -362,19 +362,12 @@ def group_drugs(*arrays: Any) -> tuple[Any, Any]:
     return order[:kept], offsets
 
 
-def run(*arrays: Any, threads: int = 1) -> tuple[Any, Any, Any]:
-    """`stage_persons` on the arrays (STAGE_ARGS up to the persons and settings), with the
-    offsets of `group_drugs` (one array of 2m + 1) in place of its two offset arguments: (person
-    ids, int results [N_INT, n], float results [N_FLOAT, n]) of the n staged persons
-    (`run_into`)."""
-    out = lay.new_results(len(arrays[_PEOPLE - 1]))
-    n = run_into(out, 0, *arrays, threads=threads)
-    return out[0][:n], out[1][:, :n], out[2][:, :n]
-
-
 def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1) -> int:
-    """`run`, writing the n staged persons of the m in the arrays' person table to columns
-    at .. at + n - 1 of `out` (`new_results`, room for m from `at`); returns n. The sorted
+    """`stage_persons` on the arrays (STAGE_ARGS up to the persons and settings), with the
+    offsets of `group_drugs` (one array of 2m + 1) in place of its two offset arguments,
+    writing the n staged persons of the m in the arrays' person table to columns
+    at .. at + n - 1 of `out` (`new_results`, room for m from `at`; person ids, int results
+    [N_INT, m], float results [N_FLOAT, m]); returns n. The sorted
     streams may hold rows of other persons (each range reads only its persons' rows). With
     threads > 1 the persons are cut into that many ranges, each staged on its own thread (the
     compiled pass releases the GIL; persons are independent) into its own columns, then moved
@@ -430,4 +423,4 @@ def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1)
 
 
 __all__ = ["ENTRIES", "Kernel", "KernelError", "cache_dir", "cache_key", "group_drugs",
-           "kernel", "run", "run_into", "shift_months", "warm_up"]
+           "kernel", "run_into", "shift_months", "warm_up"]
