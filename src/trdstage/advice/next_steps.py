@@ -1,7 +1,7 @@
 """Ranked next steps from the stage under every model, the last trial's outcome, what was tried,
 and the patient's flags.
 
-The backbone is the project's stage mapping (treatment-knowledge.md §1.6, key
+The backbone is the project's stage mapping (key
 design-stage-mapping, tag D): no guideline indexes options by stage. Within it the guidelines'
 own sequencing decides the order (CANMAT Q7.c: no response -> switch first; partial response
 with good tolerability -> adjunct first; no early improvement by 4 weeks -> dose increase or

@@ -289,8 +289,8 @@ class _Lookups:
     tables, filled from CSV files written to a temporary folder and read by DuckDB.
 
     Not bound parameters nor registered Arrow tables: DuckDB's Python parameter binding and Arrow
-    registration import pandas (about 0.15 s with compiled bytecode, over 1 s without), as
-    pyarrow does to build an array from a list. The values never enter the SQL text either."""
+    registration import pandas (a noticeable part of a run's start-up), as pyarrow does to build
+    an array from a list. The values never enter the SQL text either."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -421,8 +421,8 @@ _SETTINGS_SQL = [
 
 # Per drug concept and formulary agent: the agent, whether it is an antidepressant, and the
 # milligrams per unit from drug_strength (NULL when unknown). Built once per run: the strength
-# rows are grouped once, not at every range's read (at 1M persons, the six reads took 0.18 s
-# instead of 0.28 s; in a full vocabulary drug_strength has millions of rows).
+# rows are grouped once, not at every range's read (in a full vocabulary drug_strength has
+# millions of rows).
 _DRUG_LOOKUP_SQL = """
 WITH strength AS (
     SELECT s.drug_concept_id, s.ingredient_concept_id, MAX(s.amount_value * u.factor) AS mg
@@ -564,8 +564,7 @@ class _DuckDrugRows:
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    # a relation, not execute(): DuckDB then builds the Arrow batches in parallel (the drug
-    # rows: 0.67 s instead of 0.84 s at 1M persons; 0.23 s against 0.52 s unsorted)
+    # a relation, not execute(): DuckDB then builds the Arrow batches in parallel
     return con.sql(sql).to_arrow_table()
 
 

@@ -219,8 +219,9 @@ def build_plan(
     tables used several times (drug rows, antidepressant rows, trials, current episodes,
     readings) are computed once (`Table.cache()`: a temporary table on DuckDB and PostgreSQL, a
     cached DataFrame on Spark); without it, nothing runs here. Default: on DuckDB and PostgreSQL
-    (on PostgreSQL 20,000 persons took 21 s without, 5 s with); not on Spark (ibis 12's PySpark
-    cache does not see the small lookup tables registered as memtables)."""
+    (PostgreSQL otherwise recomputes them inside every join that uses them: docs/cohort.md);
+    not on Spark (ibis 12's PySpark cache does not see the small lookup tables registered as
+    memtables)."""
     if materialize is None:
         materialize = getattr(source.con, "name", "") in ("duckdb", "postgres")
 

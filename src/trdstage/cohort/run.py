@@ -25,11 +25,11 @@ from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
 RESULTS_TABLE = "trdstage_cohort"
 # Parquet column statistics (min and max per row group) only where a reader skips row groups by
-# them: the person. On every column they cost a fifth of the writing's CPU (about 0.04 s at 1M
-# persons) and skip nothing: each row group holds a range of persons, with every stage in it.
+# them: the person. On every other column they cost writing time and skip nothing: each row
+# group holds a range of persons, with every stage in it.
 STATISTICS_COLUMNS = ["person_id"]
 # Columns written without a dictionary: one value per row (the dictionary grows until the writer
-# gives up on it, in every row group). At 1M persons: 14 % less writing CPU, 9.1 MB not 10.7.
+# gives up on it, in every row group): less writing time and a smaller file.
 PLAIN_COLUMNS = ["person_id"]
 ENGINES = ("auto", "scan", "expression")
 NOT_DUCKDB = ("postgres://", "postgresql://", "spark:", "spark-catalog:")
@@ -165,7 +165,7 @@ def _csv_bytes(table: pa.Table) -> bytes:
 
 
 class _Closer:
-    """Closes the DuckDB file on a thread (about 0.05 s at 1M persons, the GIL released) once
+    """Closes the DuckDB file on a thread (DuckDB releases the GIL while it closes) once
     its rows are read: while the scan stages its last persons and the results are written.
     Joined before a writer opens the file (--results-schema) and before returning."""
 

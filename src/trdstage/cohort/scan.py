@@ -61,8 +61,8 @@ EPOCH = date(1970, 1, 1)
 # holds a few ranges' rows, not every row. A range is one read of drug_exposure, which skips the
 # row groups outside it when the table is stored in person order (as OMOP loads usually are);
 # otherwise every read scans the whole table, hence the cap. Smaller ranges shorten the end of
-# the run (what is left to stage and write once the last range is read): at 1M persons six ranges
-# took 1.22 s against 1.30 s for four (medians of 7 alternating runs); eight and ten, no better.
+# the run (what is left to stage and write once the last range is read), up to a point where
+# more ranges gain nothing (docs/cohort.md, Batches).
 PERSONS_PER_BATCH = 175_000
 MAX_BATCHES = 16
 INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)

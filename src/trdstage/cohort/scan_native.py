@@ -1,14 +1,14 @@
 """The scan's compiled pass, loaded as machine code without starting Numba.
 
 `scan_kernel.py` holds the per-person pass as Numba code and four C entry points over it
-(`ENTRY_POINTS`). Started in a new process, Numba costs about 0.3 s of CPU before the first call
-(its import, then its typing and lowering registries), nearly all of it holding the GIL: a fifth
-of a cohort run at 1M persons. So Numba compiles the entry points once, and their machine code
-for this CPU is kept as one object file. Later runs load it with llvmlite (the code generator
-Numba itself uses, installed with it: about 0.04 s) and call it through ctypes, which releases
-the GIL as Numba's nogil code does. The object is keyed by the kernel's source, the Numba,
-llvmlite and Python versions and the CPU: any change builds it again (about 10 s, as Numba's own
-cache takes after an install or an upgrade).
+(`ENTRY_POINTS`). Started in a new process, Numba spends CPU time before the first call (its
+import, then its typing and lowering registries), nearly all of it holding the GIL. So Numba
+compiles the entry points once, and their machine code for this CPU is kept as one object file.
+Later runs load it with llvmlite (the code generator Numba itself uses, installed with it) and
+call it through ctypes, which releases the GIL as Numba's nogil code does. The object is keyed
+by the kernel's source, the Numba, llvmlite and Python versions and the CPU: any change builds it
+again, as Numba's own cache does after an install or an upgrade (the cold first run of
+docs/benchmarks.md).
 
 Where it is kept: NUMBA_CACHE_DIR/trdstage when that is set (as Numba's own cache), else
 `__pycache__` next to this file when it is writable, else the user's cache folder
