@@ -443,7 +443,7 @@ LEFT JOIN strength AS st
 # (one per agent of the drug concept), period [start, end) in days since 1970 clipped to the
 # as-of date, the daily dose from drug_strength (an empty view when the table is missing: every
 # dose unknown, as without it; unknown is NaN), why the row is left out (`bad`: a code of
-# scan_inputs.LEFT_OUT, one column rather than two flags: a tenth less of the read's CPU time);
+# scan_inputs.LEFT_OUT: one column rather than two flags, less for DuckDB to compute);
 # in any order (the scan sorts them itself). {persons}: which persons' rows (one of the three
 # conditions below; the range one is folded to constants when planned, so DuckDB skips the row
 # groups outside it).
