@@ -6,7 +6,7 @@ core. Reports median and p99 time per patient and peak memory (max RSS).
 
     uv run --frozen python bench/bench_assess.py [--patients 10000] [--seed 7] [--json FILE]
 
-Target (issue 2): median under 1 ms per patient.
+Target (docs/benchmarks.md): median under 1 ms per patient.
 """
 
 from __future__ import annotations

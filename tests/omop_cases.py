@@ -1,13 +1,18 @@
 """Random treatment histories for the OMOP equivalence tests (shapes after tests/builders.py):
 trials of antidepressants of every class, titrations, missing doses, gaps that split or keep
 trials, overlaps (combinations, cross-tapers), augmenters, ECT, rTMS, PHQ-9 readings, several
-episodes, bipolar and psychosis flags."""
+episodes, bipolar and psychosis flags; and the per-person reference the cohort engines are held
+to."""
 
 from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
+from trdstage.adapters.omop import open_omop, patient_from_rows, read_person, resolve_concepts
+from trdstage.cohort.reference import reference_row
 from trdstage.domain import (
     AddedAgent,
     DoseStep,
@@ -18,6 +23,9 @@ from trdstage.domain import (
     RatingReading,
     TreatmentCourse,
 )
+from trdstage.domain.enums import Sex
+from trdstage.knowledge import load_policy
+from trdstage.knowledge.omop_schema import GenderMap, OmopSpec
 
 AS_OF = date(2026, 1, 1)
 ANTIDEPRESSANTS = ["sertraline", "citalopram", "escitalopram", "venlafaxine", "duloxetine",
@@ -101,3 +109,22 @@ def make_patient(rnd: random.Random, pid: int = 1) -> Patient:
 def make_cohort(seed: int, n: int) -> list[Patient]:
     rnd = random.Random(seed)  # noqa: S311 - test data
     return [make_patient(rnd, i + 1) for i in range(n)]
+
+
+def other_gender_map(spec: OmopSpec) -> OmopSpec:
+    """A spec whose gender concepts say the opposite of omop.yaml's (female <-> male): an
+    engine that reads the bundled map instead of the spec it is given gets every sex wrong."""
+    swap = {Sex.female: Sex.male, Sex.male: Sex.female}
+    gender = [GenderMap(concept_id=g.concept_id, sex=swap.get(g.sex, g.sex)) for g in spec.gender]
+    return spec.model_copy(update={"gender": gender})
+
+
+def reference_rows(url: str | Path, as_of: date, policy: str,
+                   spec: OmopSpec | None = None) -> dict[int, dict[str, Any] | None]:
+    """Per person: `engine.assess` on the adapter's Patient, as cohort columns (None: excluded
+    by the adapter), the rows read under `spec`."""
+    source = open_omop(url, spec)
+    concepts = resolve_concepts(source, spec)
+    return {pid: reference_row(patient_from_rows(read_person(source, pid), concepts, as_of,
+                                                 spec), as_of, load_policy(policy))
+            for pid in source.tables["person"].person_id.to_pyarrow().to_pylist()}

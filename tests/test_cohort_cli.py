@@ -61,7 +61,8 @@ def test_stage_and_report(tmp_path: Path, synthetic: Path) -> None:
     assert "persons staged" in result.output
     table = pq.read_table(out)
     cols = set(table.column_names)
-    assert {"person_id", "episode", "thase_rush_stage", "mgh_score", "maudsley_score",
+    assert "episode" not in cols  # (the current episode is the last: n_episodes is its number)
+    assert {"person_id", "n_episodes", "thase_rush_stage", "mgh_score", "maudsley_score",
             "maudsley_band", "european_category", "regulatory_met", "regulatory_first_met",
             "failed_trials"} <= cols
     facts = json.loads(summary.read_text())

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omop_cases import AS_OF, make_cohort
+from omop_cases import AS_OF, make_cohort, other_gender_map, reference_rows
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import formulary_ingredients, open_omop, resolve_concepts
 from trdstage.cohort.duckdb_native import (
@@ -154,6 +154,23 @@ def test_random_histories(tmp_path_factory: pytest.TempPathFactory, seed: int, f
     path = tmp_path_factory.mktemp("omop") / "cdm.duckdb"
     write_patients(path, make_cohort(seed, 25), AS_OF, fill_days=fill)
     compare(path, [as_of], [policy], _other_spec() if other_spec else None)
+
+
+def test_staged_rows_follow_the_given_spec(tmp_path: Path) -> None:
+    """The DuckDB default path (this reader, then the scan) gives every person `engine.assess`'s
+    reference row under the spec it is given, `sex` and `age` included (gender concepts here
+    that say the opposite of omop.yaml's)."""
+    from trdstage.cohort.reference import normalise
+    from trdstage.cohort.run import stage_cohort
+
+    path = tmp_path / "cdm.duckdb"
+    write_patients(path, make_cohort(17, 40), AS_OF)
+    spec = other_gender_map(_other_spec())
+    got, _ = stage_cohort(str(path), AS_OF, load_policy("claims"), spec=spec)
+    want = reference_rows(path, AS_OF, "claims", spec)
+    rows = {r["person_id"]: normalise(r) for r in got.to_pylist()}
+    assert rows == {pid: row for pid, row in want.items() if row is not None}
+    assert {"female", "male"} <= {r["sex"] for r in rows.values()} and len(rows) >= 10
 
 
 def _writer_tables() -> dict[str, pa.Table]:

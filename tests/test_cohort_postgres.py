@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from omop_cases import make_cohort
+from omop_cases import make_cohort, other_gender_map, reference_rows
 from pg_server import READER_PASSWORD, PgServer, find_bin_dir, load_tables
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import open_omop, redact_url, resolve_concepts
@@ -128,6 +128,22 @@ def test_ohdsi_types_in_named_schemas_with_a_password(ohdsi: dict[str, Any]) -> 
             "drug_exposure: negative days_supply": 1, "drug_exposure: end before start": 1,
             "observation: PHQ-9 value out of range": 1}
     assert {r["thase_rush_stage"] for r in got.to_pylist()} >= {0, 1, 2}
+
+
+def test_postgres_follows_the_given_spec_for_sex_and_age(ohdsi: dict[str, Any]) -> None:
+    """`sex` and `age` are what `engine.assess`'s reference gives under the spec the run is
+    given (here gender concepts that say the opposite of omop.yaml's), like every other
+    column."""
+    from trdstage.cohort.reference import normalise
+    from trdstage.knowledge.omop_schema import load_omop_spec
+
+    spec = other_gender_map(load_omop_spec())
+    got, _ = run.stage_cohort(ohdsi["url"], AS_OF, load_policy("claims"), spec=spec)
+    want = reference_rows(ohdsi["duckdb"], AS_OF, "claims", spec)
+    rows = {r["person_id"]: normalise(r) for r in got.to_pylist()}
+    assert rows == {pid: row for pid, row in want.items() if row is not None}
+    assert {"female", "male"} <= {r["sex"] for r in rows.values()}
+    assert all(r["age"] is not None for r in rows.values())
 
 
 def test_materialised_plan_on_postgres(synthetic: dict[str, Any]) -> None:

@@ -479,6 +479,7 @@ class AdapterResult:
     excluded: str | None  # why the person has no assessable episode
     exclusions: Exclusions
     n_episodes: int = 0
+    year_of_birth: int | None = None  # the person row's (the cohort's `age` column)
 
 
 def row_end(start: date, end: date | None, days_supply: int | None, inclusive: bool) -> date:
@@ -685,7 +686,9 @@ def patient_from_rows(
             severity=severity, medications=meds.get(i, []), ect=ect.get(i, []),
             courses=other.get(i, []), ratings=ratings.get(i, [])))
     patient = Patient(id=str(pid), sex=sex, flags=flags, episodes=episodes)
-    return AdapterResult(patient, None, excl, n_episodes=len(episodes))
+    yob = rows.person.get("year_of_birth")
+    return AdapterResult(patient, None, excl, n_episodes=len(episodes),
+                         year_of_birth=None if yob is None else int(yob))
 
 
 def read_patient(source: OmopSource, person_id: int, as_of: date,

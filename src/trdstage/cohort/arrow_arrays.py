@@ -1,8 +1,8 @@
 """Arrow columns to NumPy arrays and back, through the buffers, without pandas.
 
 pyarrow's own conversions (`Array.to_numpy`, `pa.array` on a list or an array) import pandas the
-first time they run, which costs a fifth of a second: as much as the whole bare DuckDB scan the
-cohort benchmark measures against. The scan engine's columns are plain numbers, days, booleans
+first time they run, which costs about as much as the whole bare DuckDB scan the cohort
+benchmark measures against. The scan engine's columns are plain numbers, days, booleans
 and a few labels, so it reads and builds them from the Arrow buffers directly.
 """
 

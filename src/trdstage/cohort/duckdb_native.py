@@ -293,8 +293,8 @@ class _Lookups:
     tables, filled from CSV files written to a temporary folder and read by DuckDB.
 
     Not bound parameters nor registered Arrow tables: DuckDB's Python parameter binding and Arrow
-    registration import pandas (about 0.15 s with compiled bytecode, over 1 s without), as
-    pyarrow does to build an array from a list. The values never enter the SQL text either."""
+    registration import pandas (a noticeable part of a run's start-up), as pyarrow does to build
+    an array from a list. The values never enter the SQL text either."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
@@ -449,8 +449,8 @@ _SETTINGS_SQL = [
 
 # Per drug concept and formulary agent: the agent, whether it is an antidepressant, and the
 # milligrams per unit from drug_strength (NULL when unknown). Built once per run: the strength
-# rows are grouped once, not at every range's read (at 1M persons, the six reads took 0.18 s
-# instead of 0.28 s; in a full vocabulary drug_strength has millions of rows).
+# rows are grouped once, not at every range's read (in a full vocabulary drug_strength has
+# millions of rows).
 _DRUG_LOOKUP_SQL = """
 WITH strength AS (
     SELECT s.drug_concept_id, s.ingredient_concept_id, MAX(s.amount_value * u.factor) AS mg
@@ -471,7 +471,7 @@ LEFT JOIN strength AS st
 # (one per agent of the drug concept), period [start, end) in days since 1970 clipped to the
 # as-of date, the daily dose from drug_strength (an empty view when the table is missing: every
 # dose unknown, as without it; unknown is NaN), why the row is left out (`bad`: a code of
-# scan_inputs.LEFT_OUT, one column rather than two flags: a tenth less of the read's CPU time);
+# scan_inputs.LEFT_OUT: one column rather than two flags, less for DuckDB to compute);
 # in any order (the scan sorts them itself). {persons}: which persons' rows (one of the three
 # conditions below; the range one is folded to constants when planned, so DuckDB skips the row
 # groups outside it).
@@ -592,8 +592,7 @@ class _DuckDrugRows:
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    # a relation, not execute(): DuckDB then builds the Arrow batches in parallel (the drug
-    # rows: 0.67 s instead of 0.84 s at 1M persons; 0.23 s against 0.52 s unsorted)
+    # a relation, not execute(): DuckDB then builds the Arrow batches in parallel
     return con.sql(sql).to_arrow_table()
 
 

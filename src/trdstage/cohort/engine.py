@@ -44,7 +44,7 @@ from trdstage.cohort.rules import (
 )
 from trdstage.domain import MissingDose, Outcome, Policy, Scale, Scope
 from trdstage.knowledge import Knowledge, load_knowledge
-from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
+from trdstage.knowledge.omop_schema import GenderMap, OmopSpec, load_omop_spec
 
 OUTCOME_CODES = {Outcome.response: "response", Outcome.partial_response: "partial_response",
                  Outcome.non_response: "non_response"}
@@ -56,7 +56,6 @@ class CohortPlan:
 
     persons: ir.Table
     exclusions: ir.Table
-    trials: ir.Table
 
 
 def _memtable(columns: dict[str, list[Any]], schema: dict[str, str]) -> ir.Table:
@@ -220,8 +219,9 @@ def build_plan(
     tables used several times (drug rows, antidepressant rows, trials, current episodes,
     readings) are computed once (`Table.cache()`: a temporary table on DuckDB and PostgreSQL, a
     cached DataFrame on Spark); without it, nothing runs here. Default: on DuckDB and PostgreSQL
-    (on PostgreSQL 20,000 persons took 21 s without, 5 s with); not on Spark (ibis 12's PySpark
-    cache does not see the small lookup tables registered as memtables)."""
+    (PostgreSQL otherwise recomputes them inside every join that uses them: docs/cohort.md);
+    not on Spark (ibis 12's PySpark cache does not see the small lookup tables registered as
+    memtables)."""
     if materialize is None:
         materialize = getattr(source.con, "name", "") in ("duckdb", "postgres")
 
@@ -282,7 +282,7 @@ def build_plan(
         lambda t: t.island == t.n_episodes)
     cur = cur.mutate(ended=_days(asof, cur["last"]) > rules.episode_washout_days)
     cur = cur.mutate(ep_end=ibis.ifelse(cur.ended, cur["last"], asof))
-    cur = cur.select("person_id", "n_episodes", "onset", "ep_end", episode=cur.island)
+    cur = cur.select("person_id", "n_episodes", "onset", "ep_end")
     if rules.require_mdd_diagnosis:
         cur = cur.semi_join(mdd, "person_id")
     person = tables["person"]
@@ -451,11 +451,11 @@ def build_plan(
 
     # ---------------------------------------------------------------- per person
     persons = _person_level(trials, cur, ect_person, rtms_person, sev, flags, policy, k,
-                            cls_tca, cls_maoi, as_of)
+                            cls_tca, cls_maoi, as_of, spec.gender)
     excl = exclusions[0]
     for e in exclusions[1:]:
         excl = excl.union(e, distinct=False)
-    return CohortPlan(persons=persons, exclusions=excl, trials=trials)
+    return CohortPlan(persons=persons, exclusions=excl)
 
 
 def _person_level(
@@ -470,6 +470,7 @@ def _person_level(
     cls_tca: str,
     cls_maoi: str,
     as_of: date,
+    gender: list[GenderMap],
 ) -> ir.Table:
     models = k.models
     pts = models.mgh.points
@@ -584,10 +585,9 @@ def _person_level(
     msm_band = ibis.cases(*[((msm >= b.low) & (msm <= b.high), b.label) for b in ms.bands],
                           else_=ibis.null("string"))
     sex = ibis.cases(*[(p.gender_concept_id == g.concept_id, g.sex.value)
-                       for g in load_omop_spec().gender], else_="unknown")
+                       for g in gender], else_="unknown")
     return p.select(
         "person_id",
-        "episode",
         "n_episodes",
         sex=sex,
         age=(as_of.year - p.year_of_birth).cast("int32"),

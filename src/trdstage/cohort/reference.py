@@ -1,5 +1,6 @@
 """The per-person reference: the cohort's output columns computed from `engine.assess` on the
-OMOP adapter's Patient. Used by the equivalence tests and by `cohort stage --verify`."""
+OMOP adapter's Patient (what `trdstage assess` computes for that person). The equivalence tests
+hold every cohort engine to it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from trdstage.domain import CourseKind, Policy
 from trdstage.domain.results import Assessment
 from trdstage.engine import assess
 
-COMPARED = ("episode", "n_episodes", "episode_onset", "thase_rush_stage", "mgh_score",
+COMPARED = ("n_episodes", "sex", "age", "episode_onset", "thase_rush_stage", "mgh_score",
             "maudsley_score", "maudsley_band", "european_category", "regulatory_met",
             "regulatory_first_met", "failed_trials", "trials", "adequate_trials",
             "duration_only_trials", "ect_courses", "rtms_courses", "severity", "bipolar",
@@ -27,13 +28,13 @@ def reference_row(
     a: Assessment = assess(result.patient, as_of=as_of, policy=policy)
     s = a.staging
     scoped = [t for t in a.trials if t.in_scope]
-    current = result.patient.current_episode(as_of)
-    episode = result.patient.episodes.index(current) + 1
     flags = set(a.episode.flags)
+    yob = result.year_of_birth
     return {
         "person_id": int(result.patient.id),
-        "episode": episode,
         "n_episodes": result.n_episodes,
+        "sex": result.patient.sex.value,
+        "age": None if yob is None else as_of.year - yob,
         "episode_onset": a.episode.onset,
         "thase_rush_stage": s.thase_rush.stage,
         "mgh_score": float(s.mgh.score),

@@ -25,11 +25,11 @@ from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
 RESULTS_TABLE = "trdstage_cohort"
 # Parquet column statistics (min and max per row group) only where a reader skips row groups by
-# them: the person. On every column they cost a fifth of the writing's CPU (about 0.04 s at 1M
-# persons) and skip nothing: each row group holds a range of persons, with every stage in it.
+# them: the person. On every other column they cost writing time and skip nothing: each row
+# group holds a range of persons, with every stage in it.
 STATISTICS_COLUMNS = ["person_id"]
 # Columns written without a dictionary: one value per row (the dictionary grows until the writer
-# gives up on it, in every row group). At 1M persons: 14 % less writing CPU, 9.1 MB not 10.7.
+# gives up on it, in every row group): less writing time and a smaller file.
 PLAIN_COLUMNS = ["person_id"]
 ENGINES = ("auto", "scan", "expression")
 NOT_DUCKDB = ("postgres://", "postgresql://", "spark:", "spark-catalog:")
@@ -164,34 +164,8 @@ def _csv_bytes(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-@contextmanager
-def _small_pages() -> Iterator[None]:
-    """NumPy asks Linux for transparent huge pages on every array of 4 MB or more
-    (madvise). Where the kernel's THP defrag setting is `madvise` (the usual default), the first
-    touch of such a region may stop to reclaim and compact memory, and the scan allocates
-    and frees hundreds of such arrays: at 1M persons its run took 0.07 to 0.3 s longer with huge
-    pages than without (medians of 5 to 9 alternating runs; docs/cohort.md). So the run asks for
-    ordinary pages and sets NumPy back afterwards; a NUMPY_MADVISE_HUGEPAGE the user set is
-    left alone."""
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # pragma: no cover - NumPy 1
-        from numpy.core import multiarray  # type: ignore[no-redef]
-
-    # NumPy's own switch for its env variable (private; absent: nothing to do)
-    switch = getattr(multiarray, "_set_madvise_hugepage", None)
-    if switch is None or "NUMPY_MADVISE_HUGEPAGE" in os.environ:
-        yield
-        return
-    before = switch(False)
-    try:
-        yield
-    finally:
-        switch(before)
-
-
 class _Closer:
-    """Closes the DuckDB file on a thread (about 0.05 s at 1M persons, the GIL released) once
+    """Closes the DuckDB file on a thread (DuckDB releases the GIL while it closes) once
     its rows are read: while the scan stages its last persons and the results are written.
     Joined before a writer opens the file (--results-schema) and before returning."""
 
@@ -253,13 +227,12 @@ def stage_cohort(
 
     `engine`: `expression` runs the whole staging inside the database (one Ibis expression:
     PostgreSQL, Spark); `scan` reads each table once and runs the sequential rules as one
-    compiled pass on this machine (`cohort/scan.py`, about eleven times faster on DuckDB);
+    compiled pass on this machine (`cohort/scan.py`, the faster on DuckDB, docs/benchmarks.md);
     `auto` (default) takes `scan` on DuckDB and `expression` elsewhere. Both give the same
     table (tests/test_cohort_equivalence.py). `batches`: the scan's ranges of persons
     (`scan.stage_scan`; default by the number of persons)."""
-    with _small_pages():
-        return _stage_cohort(url, as_of, policy, out, results_schema, source, spec, step, engine,
-                             batches)
+    return _stage_cohort(url, as_of, policy, out, results_schema, source, spec, step, engine,
+                         batches)
 
 
 def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,

@@ -48,7 +48,7 @@ from trdstage.cohort.rules import (
 from trdstage.cohort.scan_inputs import KEPT, LEFT_OUT, DrugRows, ScanInputs, read_scan_inputs
 from trdstage.domain import MissingDose, Policy, Scope
 from trdstage.knowledge import Knowledge, load_knowledge
-from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
+from trdstage.knowledge.omop_schema import GenderMap, OmopSpec, load_omop_spec
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -61,14 +61,14 @@ EPOCH = date(1970, 1, 1)
 # holds a few ranges' rows, not every row. A range is one read of drug_exposure, which skips the
 # row groups outside it when the table is stored in person order (as OMOP loads usually are);
 # otherwise every read scans the whole table, hence the cap. Smaller ranges shorten the end of
-# the run (what is left to stage and write once the last range is read): at 1M persons six ranges
-# took 1.22 s against 1.30 s for four (medians of 7 alternating runs); eight and ten, no better.
+# the run (what is left to stage and write once the last range is read), up to a point where
+# more ranges gain nothing (docs/cohort.md, Batches).
 PERSONS_PER_BATCH = 175_000
 MAX_BATCHES = 16
 INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 OUTPUT_SCHEMA = pa.schema([
-    ("person_id", pa.int64()), ("episode", pa.int64()), ("n_episodes", pa.int64()),
+    ("person_id", pa.int64()), ("n_episodes", pa.int64()),
     ("sex", pa.string()), ("age", pa.int32()), ("episode_onset", pa.date32()),
     ("thase_rush_stage", pa.int32()), ("mgh_score", pa.float64()),
     ("maudsley_score", pa.int32()), ("maudsley_band", pa.string()),
@@ -321,7 +321,7 @@ def stage_scan(
         mark[0] = now
 
     prepare = partial(_prepare, inputs, concepts, as_of, policy, rules, k, people_pid,
-                      people_sorted)
+                      people_sorted, spec.gender)
     tables, bad_rows, prepared = _stage_drug_rows(
         inputs.drugs, people_sorted, prepare, batches or _batch_count(len(people_sorted)),
         threads, say, on_table)
@@ -351,7 +351,8 @@ class _Prepared:
 
 
 def _prepare(inputs: ScanInputs, concepts: Concepts, as_of: date, policy: Policy, rules: Any,
-             k: Knowledge, people_pid: I64, people_sorted: I64) -> _Prepared:
+             k: Knowledge, people_pid: I64, people_sorted: I64,
+             gender_map: list[GenderMap]) -> _Prepared:
     """The other rows as arrays (diagnoses grouped by person), the knowledge and settings as
     the kernel's arrays, and what every range's models read. The staging thread's first task:
     meanwhile the main thread reads the first range of drug rows."""
@@ -456,7 +457,7 @@ def _prepare(inputs: ScanInputs, concepts: Concepts, as_of: date, policy: Policy
     fixed = _Fixed(
         k=k, policy=policy, rules=rules, as_of=as_of, severity_on=severity_on,
         diagnosed={name: _unique(cond[name][0]) for name in ("bipolar", "psychosis")},
-        people=people_sorted, gender=gender, yob=yob)
+        people=people_sorted, gender=gender, yob=yob, gender_map=gender_map)
     streams = (mdd_p, mdd_d, r_pid, r_day, r_val, *proc_rows["ect"], *proc_rows["rtms"])
     tail = (min_mg, mech_idx, cls_idx, failure_code, settings_int, settings_float)
     return _Prepared(streams=streams, tail=tail, fixed=fixed, with_mdd=len(mdd_persons),
@@ -479,6 +480,7 @@ class _Fixed:
     people: I64  # sorted, distinct ids of the person table; gender and yob in that order
     gender: npt.NDArray[np.float64]
     yob: npt.NDArray[np.float64]
+    gender_map: list[GenderMap]  # the spec's gender concepts, in its order
     laps: list[tuple[float, float]] = field(default_factory=list)  # per range: models, table
 
 
@@ -595,7 +597,7 @@ def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
     # ------------------------------------------------------------ the table
     where = np.searchsorted(fx.people, cur_pid)  # (both sorted: a cheap search)
     g = fx.gender[where]
-    sexes = load_omop_spec().gender
+    sexes = fx.gender_map
     sex_idx = np.full(n_cur, len(sexes), dtype=np.int64)
     for i, gm in reversed(list(enumerate(sexes))):
         sex_idx[g == gm.concept_id] = i
@@ -611,7 +613,6 @@ def _person_table(cur_pid: I64, out_i: Any, out_f: Any, fx: _Fixed) -> pa.Table:
 
     columns = {
         "person_id": arrow_of(cur_pid, pa.int64()),
-        "episode": arrow_of(cur_n, pa.int64()),
         "n_episodes": arrow_of(cur_n, pa.int64()),
         "sex": strings_of([gm.sex.value for gm in sexes] + ["unknown"], sex_idx),
         "age": arrow_of(age, pa.int32(), age_mask),

@@ -1,14 +1,14 @@
 """The scan's compiled pass, loaded as machine code without starting Numba.
 
 `scan_kernel.py` holds the per-person pass as Numba code and four C entry points over it
-(`ENTRY_POINTS`). Started in a new process, Numba costs about 0.3 s of CPU before the first call
-(its import, then its typing and lowering registries), nearly all of it holding the GIL: a fifth
-of a cohort run at 1M persons. So Numba compiles the entry points once, and their machine code
-for this CPU is kept as one object file. Later runs load it with llvmlite (the code generator
-Numba itself uses, installed with it: about 0.04 s) and call it through ctypes, which releases
-the GIL as Numba's nogil code does. The object is keyed by the kernel's source, the Numba,
-llvmlite and Python versions and the CPU: any change builds it again (about 10 s, as Numba's own
-cache takes after an install or an upgrade).
+(`ENTRY_POINTS`). Started in a new process, Numba spends CPU time before the first call (its
+import, then its typing and lowering registries), nearly all of it holding the GIL. So Numba
+compiles the entry points once, and their machine code for this CPU is kept as one object file.
+Later runs load it with llvmlite (the code generator Numba itself uses, installed with it) and
+call it through ctypes, which releases the GIL as Numba's nogil code does. The object is keyed
+by the kernel's source, the Numba, llvmlite and Python versions and the CPU: any change builds it
+again, as Numba's own cache does after an install or an upgrade (the cold first run of
+docs/benchmarks.md).
 
 Where it is kept: NUMBA_CACHE_DIR/trdstage when that is set (as Numba's own cache), else
 `__pycache__` next to this file when it is writable, else the user's cache folder
@@ -362,19 +362,12 @@ def group_drugs(*arrays: Any) -> tuple[Any, Any]:
     return order[:kept], offsets
 
 
-def run(*arrays: Any, threads: int = 1) -> tuple[Any, Any, Any]:
-    """`stage_persons` on the arrays (STAGE_ARGS up to the persons and settings), with the
-    offsets of `group_drugs` (one array of 2m + 1) in place of its two offset arguments: (person
-    ids, int results [N_INT, n], float results [N_FLOAT, n]) of the n staged persons
-    (`run_into`)."""
-    out = lay.new_results(len(arrays[_PEOPLE - 1]))
-    n = run_into(out, 0, *arrays, threads=threads)
-    return out[0][:n], out[1][:, :n], out[2][:, :n]
-
-
 def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1) -> int:
-    """`run`, writing the n staged persons of the m in the arrays' person table to columns
-    at .. at + n - 1 of `out` (`new_results`, room for m from `at`); returns n. The sorted
+    """`stage_persons` on the arrays (STAGE_ARGS up to the persons and settings), with the
+    offsets of `group_drugs` (one array of 2m + 1) in place of its two offset arguments,
+    writing the n staged persons of the m in the arrays' person table to columns
+    at .. at + n - 1 of `out` (`new_results`, room for m from `at`; person ids, int results
+    [N_INT, m], float results [N_FLOAT, m]); returns n. The sorted
     streams may hold rows of other persons (each range reads only its persons' rows). With
     threads > 1 the persons are cut into that many ranges, each staged on its own thread (the
     compiled pass releases the GIL; persons are independent) into its own columns, then moved
@@ -430,4 +423,4 @@ def run_into(out: tuple[Any, Any, Any], at: int, *arrays: Any, threads: int = 1)
 
 
 __all__ = ["ENTRIES", "Kernel", "KernelError", "cache_dir", "cache_key", "group_drugs",
-           "kernel", "run", "run_into", "shift_months", "warm_up"]
+           "kernel", "run_into", "shift_months", "warm_up"]
