@@ -76,12 +76,9 @@ def test_doc_links_lead_to_files_that_exist() -> None:
 
 
 def _product_files() -> list[Path]:
-    # knowledge/data's source keys (`issue-2-defaults`, ...) and citations are provenance data,
-    # held to published sources by the knowledge tests, not here.
-    data = ROOT / "src" / "trdstage" / "knowledge" / "data"
     return sorted(p for p in (ROOT / "src").rglob("*")
-                  if p.is_file() and p.suffix in {".py", ".md", ".txt", ".html", ".j2", ".css"}
-                  and data not in p.parents)
+                  if p.is_file()
+                  and p.suffix in {".py", ".md", ".txt", ".html", ".j2", ".css", ".yaml", ".toml"})
 
 
 def test_no_product_file_cites_a_document_that_does_not_ship() -> None:
