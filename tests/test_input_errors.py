@@ -90,7 +90,7 @@ def test_deep_policy_file_no_crash_of_the_c_parser(tmp_path: Path) -> None:
     crash shows as a failure, not as the end of the test run."""
     deep = tmp_path / "policy.yaml"
     deep.write_text("name: x\nscope: " + "[" * 300_000 + "]" * 300_000 + "\n")
-    done = subprocess.run(  # noqa: S603 - the test's own interpreter and package
+    done = subprocess.run(
         [sys.executable, "-m", "trdstage", "assess", str(EXAMPLE), "--as-of", "2026-01-01",
          "--policy", str(deep)], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2, (done.returncode, done.stderr[-500:])
@@ -223,7 +223,7 @@ def test_policy_settings_are_bounded(tmp_path: Path, setting: str, value: str,
     assert replaced != lines
     path = tmp_path / "mine.yaml"
     path.write_text("\n".join(replaced) + "\n", encoding="utf-8")
-    with pytest.raises(KnowledgeError, match="mine.yaml") as caught:
+    with pytest.raises(KnowledgeError, match=r"mine\.yaml") as caught:
         load_policy(path)
     assert problem in str(caught.value)
     flat = refused(EXAMPLE, "mine.yaml", problem, extra=("--policy", str(path)))
