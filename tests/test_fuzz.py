@@ -204,7 +204,7 @@ def test_fuzz_policy_files(tmp_path_factory: pytest.TempPathFactory,
 def test_fuzz_truncated_and_corrupted_bytes(tmp_path_factory: pytest.TempPathFactory,
                                             name_doc: tuple[str, Any], cut: float,
                                             noise: bytes) -> None:
-    name, doc = name_doc
+    name, _ = name_doc
     folder = EXAMPLES / "fhir" if name.endswith(".json") else EXAMPLES
     data = (folder / name).read_bytes()
     at = int(len(data) * cut)
