@@ -54,7 +54,8 @@ def _parse(model: type[M], name: str, data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        problems = [(f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "")
+                    + e["msg"].removeprefix("Value error, ") for e in exc.errors()]
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise KnowledgeError(f"{name}: {'; '.join(problems[:3])}{more}") from exc
 
