@@ -115,7 +115,8 @@ def _run(path: Path, tmp: Path) -> tuple[int, str, Path]:
 
 
 def _more(warnings: list[dict[str, Any]]) -> int:
-    return sum(int(n) for w in warnings for n in re.findall(r"and (\d+) more", w["message"]))
+    return sum(int(n) for w in warnings
+               for n in re.findall(r"and (\d+) more", f"{w['message']} {w.get('where') or ''}"))
 
 
 @FUZZ
