@@ -16,7 +16,7 @@ from rich.table import Table
 
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.native import patient_json_schema, read_patient_file
-from trdstage.adapters.output import write_atomic
+from trdstage.adapters.output import check_output, write_atomic
 from trdstage.advice import advise
 from trdstage.cli_common import err, fail, parse_date
 from trdstage.cohort.cli import cohort_app
@@ -54,12 +54,28 @@ class Audience(StrEnum):
     patient = "patient"
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _emit(text: str | bytes, output: Path | None) -> None:
     if output is None:
-        sys.stdout.write(text)
-    else:
+        if isinstance(text, bytes):
+            sys.stdout.buffer.write(text)
+            sys.stdout.flush()
+        else:
+            sys.stdout.write(text)
+        return
+    try:
         write_atomic(output, text)
-        err.print(f"wrote {output}")
+    except InputError as exc:
+        fail(str(exc))
+    err.print(f"wrote {output}", highlight=False)
+
+
+def _check_output(output: Path | None) -> None:
+    """Before any work: refuse an output place that cannot be written."""
+    if output is not None:
+        try:
+            check_output(output)
+        except InputError as exc:
+            fail(str(exc))
 
 
 @app.command()
@@ -90,6 +106,9 @@ def assess(
 ) -> None:
     """Stage one patient's history under every model and explain each result."""
     when = parse_date(as_of) or date.today()
+    _check_output(output)
+    if audience is not Audience.clinician and fmt not in (Format.html, Format.pdf):
+        fail("--audience patient needs --format html or --format pdf")
     try:
         chosen = load_policy(policy)
         patient, notices, fhir_sources = _read_patient(file, fhir_server, patient_id, token,
@@ -107,8 +126,6 @@ def assess(
     if fmt in (Format.html, Format.pdf):
         _emit_report(patient, result, fmt, audience, output)
         return
-    if audience is not Audience.clinician:
-        fail("--audience patient needs --format html or --format pdf")
     _emit(RENDERERS[fmt.value](result), output)
 
 
@@ -145,13 +162,7 @@ def _emit_report(patient: Patient, result: Assessment, fmt: Format, audience: Au
         fail("a PDF is binary: give --output FILE (or redirect standard output)")
     from trdstage.report.pdf import render_pdf
 
-    data = render_pdf(patient, result, audience.value)
-    if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        write_atomic(output, data)
-        err.print(f"wrote {output}")
+    _emit(render_pdf(patient, result, audience.value), output)
 
 
 @app.command()
@@ -161,6 +172,7 @@ def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> None:
     """Print the JSON Schema of the native patient file (or of the JSON result)."""
+    _check_output(output)
     document = result_json_schema() if result else patient_json_schema()
     _emit(json.dumps(document, indent=2) + "\n", output)
 
@@ -191,10 +203,17 @@ def demo(
                   f"policy {chosen.name}")
     folder = resources.files("trdstage") / "examples"
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith((".yaml", ".json")))
+    results = []
     for name in names:
         with resources.as_file(folder / name) as path:
-            result = run_assessment(read_patient_file(path, today=when), as_of=when,
-                                    policy=chosen)
+            try:
+                history = read_patient_file(path, today=when)
+            except InputError as exc:
+                field = exc.where.rpartition(": ")[2]
+                fail(f"--as-of {when.isoformat()} is earlier than the demo histories ({name} "
+                     f"{field}: {exc.message}); they are set for {DEMO_AS_OF.isoformat()}")
+            results.append(run_assessment(history, as_of=when, policy=chosen))
+    for result in results:
         s = result.staging
         msm = f"{s.maudsley.score} {s.maudsley.band}" if s.maudsley.score is not None else "n/a"
         table.add_row(result.patient_id, str(sum(t.failed for t in result.trials if t.in_scope)),

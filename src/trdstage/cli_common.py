@@ -8,7 +8,11 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from trdstage.adapters.native import EARLIEST_DATE
+
 err = Console(stderr=True)
+EARLIEST = EARLIEST_DATE  # the earliest date of any history
+LATEST = date(2199, 12, 31)
 
 
 def fail(message: str) -> NoReturn:
@@ -22,6 +26,10 @@ def parse_date(value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
+        when = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError as exc:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+    if not EARLIEST <= when <= LATEST:
+        raise typer.BadParameter(f"{value} is outside {EARLIEST.isoformat()} to "
+                                 f"{LATEST.isoformat()}")
+    return when

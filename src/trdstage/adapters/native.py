@@ -7,21 +7,21 @@ drug names given as generic, brand or alias and doses with units. Every problem 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from trdstage.adapters.errors import InputError, format_loc
 from trdstage.domain import CourseKind, ECTCourse, Patient, TreatmentCourse
 from trdstage.domain.patient import Episode, MedicationRegimen
 from trdstage.knowledge import Knowledge, load_knowledge
+from trdstage.knowledge.documents import DocumentError, load_json, load_yaml
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
+EARLIEST_DATE = date(1900, 1, 1)  # no treatment history or living patient starts before
 
 
 def read_patient_file(path: str | Path, today: date | None = None) -> Patient:
@@ -46,20 +46,10 @@ def parse_patient_text(text: str, name: str = "<input>", today: date | None = No
 
 
 def _load(text: str, name: str, as_json: bool) -> Any:
-    if as_json:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}:{exc.lineno}:{exc.colno}",
-                             f"malformed JSON: {exc.msg}") from exc
     try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        raise InputError(where, f"malformed YAML: {exc.problem or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(name, f"malformed YAML: {exc}") from exc
+        return load_json(text, name) if as_json else load_yaml(text, name)
+    except DocumentError as exc:
+        raise InputError(exc.where, exc.message) from exc
 
 
 def patient_from_mapping(raw: Any, name: str = "<input>", today: date | None = None,
@@ -70,7 +60,7 @@ def patient_from_mapping(raw: Any, name: str = "<input>", today: date | None = N
         patient = Patient.model_validate(raw)
     except ValidationError as exc:
         raise InputError(*_first_error(name, exc)) from exc
-    _check_future(patient, name, today or date.today())
+    _check_dates(patient, name, today or date.today())
     knowledge = knowledge or load_knowledge()
     check_ratings(patient, name, knowledge)
     return resolve_agents(patient, name, knowledge)
@@ -117,8 +107,11 @@ def _dated(patient: Patient) -> Iterator[tuple[str, date | None]]:
             yield f"{at}.item_readings[{i_i}].date", answer.date
 
 
-def _check_future(patient: Patient, name: str, today: date) -> None:
+def _check_dates(patient: Patient, name: str, today: date) -> None:
     for loc, value in _dated(patient):
+        if value is not None and value < EARLIEST_DATE:
+            raise InputError(f"{name}: {loc}", f"date {value.isoformat()} is before "
+                             f"{EARLIEST_DATE.isoformat()}: not a plausible date")
         if value is not None and value > today:
             raise InputError(f"{name}: {loc}",
                              f"date {value.isoformat()} is in the future (today is "

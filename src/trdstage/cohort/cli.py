@@ -24,6 +24,37 @@ cohort_app = typer.Typer(
 )
 
 
+def _check_file_out(path: Path | None, option: str) -> None:
+    """Before any work: a file output that can be written (adapters/output.check_output)."""
+    from trdstage.adapters.output import check_output
+
+    if path is not None:
+        try:
+            check_output(path, option)
+        except InputError as exc:
+            fail(str(exc))
+
+
+def _check_folder_out(path: Path, option: str, ours: tuple[str, ...]) -> None:
+    """Before any work: a folder output is replaced whole, so an existing folder must hold only
+    what this command writes (`ours`: file suffixes); a file or an unwritable parent is refused."""
+    if str(path).strip() in ("", "."):
+        fail(f"{option}: give a folder name (the folder is replaced)")
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        fail(f"{option} {path}: not a folder")
+    if path.is_dir():
+        others = sorted(p.name for p in path.iterdir() if not p.name.endswith(ours))
+        if others:
+            fail(f"{option} {path}: the folder is replaced and holds other files "
+                 f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); give a new "
+                 "or empty folder")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        fail(f"{option} {path}: {parent} is a file, not a folder")
+
+
 def _progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                     console=err, transient=True)
@@ -42,6 +73,10 @@ def synth(
     from trdstage.cohort.omop_io import write_duckdb, write_parquet_dir
     from trdstage.cohort.synth import synth_tables
 
+    if parquet:
+        _check_folder_out(out, "--out", (".parquet",))
+    else:
+        _check_file_out(out, "--out")
     with _progress() as progress:
         progress.add_task(f"synthesising {persons:,} persons", total=None)
         tables = synth_tables(persons, seed=seed)
@@ -77,11 +112,25 @@ def stage(
 ) -> None:
     """Stage every person of an OMOP database under every model."""
     from trdstage.adapters.output import write_atomic
-    from trdstage.cohort.run import stage_cohort
+    from trdstage.cohort.run import ENGINES, NOT_DUCKDB, stage_cohort
 
     if out is None and not results_schema:
         fail("give --out FILE.parquet and/or --results-schema NAME")
     when = parse_date(as_of) or date.today()
+    # every argument checked before any output is written
+    if engine not in ENGINES:
+        fail(f"--engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    if results_schema is not None:
+        if not results_schema.replace("_", "").isalnum() or not results_schema.isascii():
+            fail(f"--results-schema: {results_schema!r} is not a plain identifier (letters, "
+                 "digits, _)")
+        if not omop.startswith(NOT_DUCKDB) and Path(omop.removeprefix("duckdb://")).is_dir():
+            fail("--results-schema needs a database (a DuckDB file, PostgreSQL, Spark), not a "
+                 "Parquet folder")
+    _check_file_out(out, "--out")
+    _check_file_out(summary_json, "--summary-json")
+    if out is not None and summary_json is not None and out.resolve() == summary_json.resolve():
+        fail("--out and --summary-json name the same file")
     try:
         chosen = load_policy(policy)
         with _progress() as progress:
@@ -94,7 +143,11 @@ def stage(
         fail(str(exc))
     _print_summary(table, summary, chosen.name, when)
     if summary_json is not None:
-        write_atomic(summary_json, json.dumps(summary.as_dict(), indent=2) + "\n")
+        try:
+            write_atomic(summary_json, json.dumps(summary.as_dict(), indent=2) + "\n",
+                         "--summary-json")
+        except InputError as exc:
+            fail(str(exc))
 
 
 def _print_summary(table: object, summary: object, policy: str, as_of: date) -> None:
@@ -162,6 +215,9 @@ def report(
     incidence of regulatory TRD, results by age band and sex; small counts suppressed."""
     from trdstage.cohort.report import write_report
 
+    if not results.is_file():
+        fail(f"--results {results}: no such file")
+    _check_folder_out(out, "--out", (".html", ".png", ".svg", ".css", ".json", ".csv"))
     try:
         index = write_report(results, out, min_count=min_count)
     except InputError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -20,6 +21,8 @@ MG_PER_UNIT = {
     "microgram": 0.001,
     "micrograms": 0.001,
 }
+# A bound against overflowing input (a kilogram a day), far above any drug's dose: not clinical.
+MAX_DOSE_MG = 1_000_000.0
 _DOSE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([^\s/]+)?\s*(?:/\s*(?:day|d|24\s*h))?\s*$",
                    re.IGNORECASE)
 
@@ -34,6 +37,8 @@ def to_mg(value: float, unit: str) -> float:
         raise DoseError(f"unknown dose unit {unit!r} (use mg, g or µg/mcg)")
     if value < 0:
         raise DoseError(f"negative dose {value:g}")
+    if not math.isfinite(value) or value * factor > MAX_DOSE_MG:
+        raise DoseError(f"dose {value:g} {unit} is not a plausible daily dose")
     return round(value * factor, 6)
 
 
@@ -43,9 +48,7 @@ def parse_dose(raw: Any) -> float:
     if isinstance(raw, bool):
         raise DoseError(f"dose must be a number or a string such as '150 mg', not {raw!r}")
     if isinstance(raw, int | float):
-        if raw < 0:
-            raise DoseError(f"negative dose {raw:g}")
-        return float(raw)
+        return to_mg(float(raw), "mg")
     if isinstance(raw, dict):
         if set(raw) - {"value", "unit"} or "value" not in raw:
             raise DoseError("dose mapping takes 'value' and 'unit'")

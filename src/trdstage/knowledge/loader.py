@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from trdstage.domain.policy import MinDoseBasis, Policy
+from trdstage.knowledge.documents import DocumentError, load_yaml
 from trdstage.knowledge.schema import (
     Antidepressant,
     Augmenter,
@@ -32,6 +33,7 @@ from trdstage.knowledge.schema import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+MAX_POLICY_BYTES = 1024 * 1024
 
 DATA = resources.files("trdstage.knowledge") / "data"
 
@@ -52,7 +54,8 @@ def _parse(model: type[M], name: str, data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        problems = [(f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "")
+                    + e["msg"].removeprefix("Value error, ") for e in exc.errors()]
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise KnowledgeError(f"{name}: {'; '.join(problems[:3])}{more}") from exc
 
@@ -204,8 +207,16 @@ def policy_names() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
-def _policy_from_text(label: str, text: str) -> Policy:
-    raw = _read_yaml(label, text)
+def _policy_from_text(label: str, text: str, trusted: bool = True) -> Policy:
+    if trusted:
+        raw = _read_yaml(label, text)
+    else:  # a user's file: nesting, size and numbers bounded (JSON is YAML)
+        try:
+            raw = load_yaml(text, label)
+        except DocumentError as exc:
+            raise KnowledgeError(str(exc)) from exc
+    if not isinstance(raw, dict):
+        raise KnowledgeError(f"{label}: expected a mapping of policy settings")
     policy = _parse(Policy, label, raw)
     _check_sources(label, raw, load_knowledge().sources)
     return policy
@@ -229,4 +240,12 @@ def load_policy(name_or_path: str | Path = "default") -> Policy:
         raise KnowledgeError(
             f"policy {text_name!r}: neither a bundled policy ({', '.join(policy_names())}) "
             f"nor a readable file{extra}")
-    return _policy_from_text(str(path), path.read_text(encoding="utf-8"))
+    if path.stat().st_size > MAX_POLICY_BYTES:
+        raise KnowledgeError(f"{path}: a policy file of more than {MAX_POLICY_BYTES // 1024} kB")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise KnowledgeError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except OSError as exc:
+        raise KnowledgeError(f"{path}: cannot read ({exc.strerror})") from exc
+    return _policy_from_text(str(path), text, trusted=False)

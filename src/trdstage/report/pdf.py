@@ -154,6 +154,10 @@ class _Doc(FPDF):
         self.set_font(self.family, "", size)
         self.set_draw_color(*LINE)
         self.set_fill_color(255, 255, 255)
+        shares = list(widths) if widths else [1.0] * len(columns)
+        caps = [_cell_cap(self.epw * w / sum(shares), size) for w in shares]
+        detail_cap = _cell_cap(self.epw * sum(shares[1:]) / sum(shares), size) if shares[1:] \
+            else caps[0]
         head = FontFace(emphasis="BOLD", fill_color=SOFT)
         small = FontFace(size_pt=size - 0.8, color=MUTED)
         with self.table(col_widths=tuple(widths) if widths else None, width=self.epw,
@@ -171,13 +175,14 @@ class _Doc(FPDF):
                     style = None
                     if j == 0 and tone in TONES:
                         style = FontFace(emphasis="BOLD", color=TONES[tone])
-                    row.cell(self.t(cell), style=style)
+                    row.cell(self.t(_clip(cell, caps[j])), style=style)
                 lines = details[i] if details else []
                 if lines and len(columns) > 1:
-                    extra = table.row()
-                    extra.cell("")
-                    extra.cell(self.t("\n".join(f"· {d}" for d in lines)), style=small,
-                               colspan=len(columns) - 1)
+                    for block in _blocks([f"· {_clip(d, detail_cap)}" for d in lines],
+                                         detail_cap):
+                        extra = table.row()
+                        extra.cell("")
+                        extra.cell(self.t(block), style=small, colspan=len(columns) - 1)
         self.ln(1.5)
 
     def figure(self, fig: Figure | None) -> None:
@@ -191,6 +196,35 @@ class _Doc(FPDF):
             self.add_page()
         self.image(io.BytesIO(png), x=self.l_margin + (self.epw - w) / 2, w=w, h=h)
         self.ln(1)
+
+
+MAX_CELL_LINES = 40  # a table row must fit on one page: longer text is clipped, with a note
+
+
+def _cell_cap(width_mm: float, size: float) -> int:
+    """How many characters fit in MAX_CELL_LINES lines of a column `width_mm` wide."""
+    per_line = max(8, int(width_mm / (size * 0.21)))
+    return per_line * MAX_CELL_LINES
+
+
+def _clip(text: str, cap: int) -> str:
+    """`text`, or its start and a note saying how much is left out (the HTML and JSON
+    outputs hold it whole)."""
+    if len(text) <= cap:
+        return text
+    return (f"{text[:cap - 90]}… [{len(text) - cap + 90:,} more characters: see the HTML or "
+            "JSON output]")
+
+
+def _blocks(lines: Sequence[str], cap: int) -> list[str]:
+    """Detail lines grouped into table rows of at most `cap` characters each."""
+    out: list[str] = []
+    for line in lines:
+        if out and len(out[-1]) + len(line) + 1 <= cap and out[-1].count("\n") < 20:
+            out[-1] += "\n" + line
+        else:
+            out.append(line)
+    return out
 
 
 def _rows_with_details(doc: _Doc, columns: Sequence[str], rows: Sequence[Row],

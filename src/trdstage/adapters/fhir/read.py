@@ -10,7 +10,6 @@ why. docs/fhir.md is the implementer's description of every rule here.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from trdstage.domain.units import MG_PER_UNIT, DoseError, to_mg
 from trdstage.knowledge import Knowledge, load_knowledge
 from trdstage.knowledge.advice_schema import load_advice_knowledge
 from trdstage.knowledge.co_medications import resolve_co_medication
+from trdstage.knowledge.documents import DocumentError, load_json
 
 READ_TYPES = ("Patient", "Condition", "MedicationStatement", "MedicationRequest",
               "MedicationDispense", "Medication", "Procedure", "Observation")
@@ -170,12 +170,9 @@ def read_fhir_file(path: str | Path, max_bytes: int | None = None) -> FhirRead:
     except UnicodeDecodeError as exc:
         raise InputError(str(path), f"not UTF-8 text ({exc.reason})") from exc
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}:{exc.colno}",
-                         f"malformed JSON: {exc.msg}") from exc
-    except RecursionError as exc:
-        raise InputError(str(path), "malformed JSON: nested too deeply") from exc
+        raw = load_json(text, str(path))
+    except DocumentError as exc:
+        raise InputError(exc.where, exc.message) from exc
     return read_fhir_data(raw, str(path))
 
 
