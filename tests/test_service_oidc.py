@@ -93,7 +93,8 @@ def test_a_valid_jwt_acts_as_its_account(service: Service) -> None:
     pytest.param(lambda: _token(sub="mallory"), id="unknown-account"),
     pytest.param(lambda: _token(KEY, "RS512"), id="algorithm-not-allowed"),
     pytest.param(lambda: jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice"},
-                                    "a-shared-secret-of-thirty-two-bytes!", algorithm="HS256", headers={"kid": "k1"}),
+                                    "a-shared-secret-of-thirty-two-bytes!", algorithm="HS256",
+                                    headers={"kid": "k1"}),
                  id="hs256"),
 ])
 def test_bad_jwts_are_refused(service: Service, token: Any) -> None:
