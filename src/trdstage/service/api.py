@@ -54,6 +54,7 @@ router = APIRouter(prefix="/api/v1", responses=responses(400, 401, 429))
 # Accept -> output format of an assessment
 OUTPUTS = {"application/json": "json", FHIR_JSON: "fhir", "text/html": "html",
            "application/pdf": "pdf"}
+# A rendered report (text/html answer): its own inline styles and SVG charts, nothing else.
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 BODY_TYPES = store.JSON_TYPES + store.YAML_TYPES

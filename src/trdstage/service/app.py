@@ -47,9 +47,7 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'uns
             "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
             "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; "
             "base-uri 'none'")
-# A rendered report (text/html answer): its own inline styles and SVG charts, nothing else.
-REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
 
 
 class RequestIdFilter(logging.Filter):
