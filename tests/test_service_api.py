@@ -78,7 +78,10 @@ def _audit(svc: Service, **params: Any) -> list[dict[str, Any]]:
     with svc.client("root") as c:
         resp = c.get("/api/v1/audit", params={"_count": 200, **params})
     assert resp.status_code == 200, resp.text
-    return [e["resource"] for e in resp.json()["entry"]]
+    events = [e["resource"] for e in resp.json()["entry"]]
+    for event in events:
+        validate_fhir(event)  # every event is a valid R4 AuditEvent
+    return events
 
 
 # --- service basics -----------------------------------------------------------------------
