@@ -10,7 +10,7 @@ work (parse the Bundle + `evaluate()`): the service's overhead as a ratio.
     uv run --frozen python bench/bench_service.py [--clients 50] [--seconds 30]
         [--single-seconds 10] [--max-requests 200000] [--json FILE]
 
-Targets (issue 17), on the 2-core machine: 0 errors, p95 under 250 ms, overhead under 2x
+Targets, on the 2-core machine: 0 errors, p95 under 250 ms, overhead under 2x
 `evaluate()` at one client.
 """
 

@@ -46,8 +46,10 @@ HISTORY = re.compile(
 # A document that does not ship with the product: the project's research notes and work notes,
 # and issues of its tracker.
 NOT_SHIPPED = re.compile(
-    r"docs/notes\b|shared/research|research notes?\b|\b(?:staging-models|treatment-knowledge"
-    r"|ecosystem|service|knowledge-audit)\.md\b|\bissues?[ -]#?\d+(?![\w-])|\bissue-\d+\.md\b",
+    r"docs/notes\b|shared/research|research notes?\b"
+    r"|(?<!docs/)\b(?:staging-models|treatment-knowledge|ecosystem|knowledge-audit)\.md\b"
+    r"|(?<!docs/)\bservice\.md\s*§"  # the research note of that name, cited by section
+    r"|\bissues?[ -]#?\d+(?![\w-])|\bissue-\d+\.md\b",
     re.I)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
