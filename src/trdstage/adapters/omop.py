@@ -158,6 +158,10 @@ def check_tables(raw: Mapping[str, Any], label: str, spec: OmopSpec | None = Non
                 expr = expr.date()
             elif read.cast:
                 expr = expr.cast(read.type)
+            if not expr.type().nullable:
+                # NOT NULL in the DDL (OHDSI's declares the dates so): Ibis keeps nullability in
+                # a column's type and refuses a union of a NOT NULL column with a nullable one
+                expr = expr.cast(expr.type().copy(nullable=True))
             selected[read.name] = expr
         out[name] = table.select(**selected)
     return OmopSource(con=None, tables=out, label=label, missing_optional=missing_optional)

@@ -45,7 +45,7 @@ def synth(
     with _progress() as progress:
         progress.add_task(f"synthesising {persons:,} persons", total=None)
         tables = synth_tables(persons, seed=seed)
-        (write_parquet_dir if parquet else write_duckdb)(out, tables)
+        (write_parquet_dir if parquet else write_duckdb)(out, tables, official=True)
     counts = ", ".join(f"{name} {t.num_rows:,}" for name, t in tables.items())
     err.print(f"wrote {out}: {counts}", highlight=False)
 
