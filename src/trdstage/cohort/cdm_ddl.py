@@ -54,7 +54,7 @@ def cdm_tables() -> dict[str, tuple[CdmColumn, ...]]:
     """Table -> its columns in the DDL's order."""
     out: dict[str, tuple[CdmColumn, ...]] = {}
     for name, body in re.findall(r"CREATE TABLE \S*?(\w+) \((.*?)\);", ddl_text(), re.S):
-        cols = re.findall(r"^\s*(\w+) (\w+(?:\(\d+\))?) (NOT NULL|NULL)", body, re.M)
+        cols = re.findall(r"^\s*\"?(\w+)\"? (\w+(?:\(\d+\))?) (NOT NULL|NULL)", body, re.M)
         out[name] = tuple(CdmColumn(c, t, n == "NOT NULL") for c, t, n in cols)
     return out
 
