@@ -426,9 +426,11 @@ def row_end(start: date, end: date | None, days_supply: int | None, inclusive: b
 def unit_dose(amounts: list[tuple[float, int]] | None, factors: Mapping[int, float],
               quantity: float | None, days_supply: int | None) -> float | None:
     """amount (mg) x quantity / days_supply, or None when any part is missing; several strength
-    rows for one drug and ingredient: the largest amount."""
+    rows for one drug and ingredient: the largest amount. A quantity of 0 (or not a number) is
+    unknown, not none: ETLs write 0 where the source has no quantity (ETL-Synthea does for every
+    prescription)."""
     if not amounts or quantity is None or days_supply is None or days_supply <= 0 \
-            or quantity < 0:
+            or not quantity > 0:
         return None
     mg = [a * factors[u] for a, u in amounts if u in factors]
     if not mg:
@@ -543,7 +545,7 @@ def patient_from_rows(
             continue
         if v is None:
             continue
-        if v < 0 or v > knowledge.scales["PHQ-9"].max:
+        if not 0 <= v <= knowledge.scales["PHQ-9"].max:  # NaN too
             excl.add("observation: PHQ-9 value out of range")
             continue
         readings.append((d, int(r["observation_id"]), float(v)))

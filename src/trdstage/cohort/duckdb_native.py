@@ -469,7 +469,7 @@ SELECT
                         rx.start_day + rx.days_supply, rx.start_day + 1),
                getvariable('trdstage_as_of_day')) AS INTEGER) AS "end",
     CASE WHEN rx.quantity IS NOT NULL AND rx.days_supply IS NOT NULL AND rx.days_supply > 0
-              AND rx.quantity >= 0 AND rx.mg IS NOT NULL
+              AND rx.quantity > 0 AND NOT isnan(rx.quantity) AND rx.mg IS NOT NULL
          THEN rx.mg * rx.quantity / CAST(rx.days_supply AS DOUBLE)
          ELSE CAST('NaN' AS DOUBLE) END AS dose,  -- NaN, not NULL: read without a copy
     CAST(CASE WHEN rx.days_supply < 0 THEN {negative_supply}

@@ -140,8 +140,9 @@ def drug_rows(tables: dict[str, ir.Table], concepts: Concepts, drug_map: ir.Tabl
             mg=(st.amount_value * st.factor).max())
         rx = rx.left_join(st, ["drug_concept_id", "ingredient_concept_id"]).drop(
             "drug_concept_id_right", "ingredient_concept_id_right")
+        # a quantity of 0 is unknown (ETLs write 0 for "not recorded"): `unit_dose`
         dose_ok = (rx.quantity.notnull() & rx.days_supply.notnull() & (rx.days_supply > 0)
-                   & (rx.quantity >= 0) & rx.mg.notnull())
+                   & (rx.quantity > 0) & ~rx.quantity.isnan() & rx.mg.notnull())
         rx = rx.mutate(dose=ibis.ifelse(
             dose_ok, rx.mg * rx.quantity / rx.days_supply.cast("float64"), ibis.null("float64")))
     else:
@@ -292,7 +293,8 @@ def build_plan(
     # ---------------------------------------------------------------- PHQ-9 readings
     readings = phq9_rows(tables, concepts, as_of, policy)
     if readings is not None:
-        out_of_range = (readings.r_value < 0) | (readings.r_value > k.scales["PHQ-9"].max)
+        # (NaN is out of range: neither comparison is true)
+        out_of_range = ~((readings.r_value >= 0) & (readings.r_value <= k.scales["PHQ-9"].max))
         exclusions.append(readings.filter(out_of_range).aggregate(
             n=lambda t: t.count()).mutate(reason=ibis.literal(PHQ9_OUT_OF_RANGE)))
         readings = keep(readings.filter(~out_of_range))
