@@ -93,3 +93,96 @@ def test_nan_quantity_and_nan_phq9_are_refused(tmp_path: Path) -> None:
     for engine in ("scan", "expression"):
         _, summary = run.stage_cohort(url, AS_OF, load_policy("claims"), engine=engine)
         assert summary.excluded_rows["observation: PHQ-9 value out of range"] == 1
+
+
+def _summaries(url: str, policy: str = "claims") -> list[Any]:
+    """The summary of the DuckDB default (the scan through DuckDB's SQL) and of the expression
+    engine through Ibis (the PostgreSQL default), checked equal."""
+    _, native = run.stage_cohort(url, AS_OF, load_policy(policy))
+    _, expression = run.stage_cohort(url, AS_OF, load_policy(policy), engine="expression")
+    for key in ("persons", "staged", "excluded_persons", "excluded_rows", "warnings"):
+        assert getattr(native, key) == getattr(expression, key), key
+    return [native, expression]
+
+
+def _shift(tables: dict[str, pa.Table], years: int) -> None:
+    """Every date moved `years` into the future, as MIMIC-IV's de-identification does (the
+    years of birth left as they are)."""
+    for name, t in list(tables.items()):
+        for i, f in enumerate(t.schema):
+            if pa.types.is_date32(f.type):
+                days = pc.add(pc.cast(t.column(i), pa.int32()),
+                              pa.scalar(round(years * 365.25), pa.int32()))
+                t = t.set_column(i, f.name, pc.cast(days, pa.date32()))
+        tables[name] = t
+
+
+def test_dates_shifted_into_the_future_are_named_not_read_as_no_diagnosis(
+        tmp_path: Path) -> None:
+    url = _database(tmp_path / "shifted.duckdb", [_sertraline(i) for i in range(1, 8)],
+                    lambda t: _shift(t, 100))
+    for summary in _summaries(url):
+        assert summary.staged == 0
+        rows = summary.excluded_rows
+        assert rows["drug_exposure: dated after the as-of date"] > 0
+        assert rows["condition_occurrence: dated after the as-of date"] == 7
+        text = "\n".join(summary.warnings)
+        assert "condition_occurrence: 7 of 7 rows (100 %) are dated after the as-of date" in text
+        assert "MIMIC-IV" in text and "drug_exposure:" in text
+        assert "no person was staged of 7" in text
+
+
+def test_rows_without_person_date_or_concept_are_counted(tmp_path: Path) -> None:
+    def edit(t: dict[str, pa.Table]) -> None:
+        co = t["condition_occurrence"]
+        extra = pa.Table.from_pylist([
+            {"condition_occurrence_id": 900, "person_id": None, "condition_concept_id": 440383,
+             "condition_start_date": date(2024, 1, 1)},
+            {"condition_occurrence_id": 901, "person_id": 1, "condition_concept_id": None,
+             "condition_start_date": date(2024, 1, 1)},
+            {"condition_occurrence_id": 902, "person_id": 1, "condition_concept_id": 0,
+             "condition_start_date": date(2024, 1, 1)},
+            {"condition_occurrence_id": 903, "person_id": 1, "condition_concept_id": 440383,
+             "condition_start_date": None}], schema=co.schema)
+        t["condition_occurrence"] = pa.concat_tables([co, extra])
+
+    url = _database(tmp_path / "keys.duckdb", [_sertraline(1)], edit, official=False)
+    assert _every_path(url, "claims")[1]["failed_trials"] == 1  # the person is still staged
+    for summary in _summaries(url):
+        rows = summary.excluded_rows
+        for kind in ("no person_id", "no concept", "concept 0 (unmapped)", "no date"):
+            assert rows[f"condition_occurrence: {kind}"] == 1, kind
+
+
+def test_duplicate_persons_and_impossible_birth_years_are_counted_not_staged(
+        tmp_path: Path) -> None:
+    def edit(t: dict[str, pa.Table]) -> None:
+        person = t["person"].to_pylist()
+        person[1]["year_of_birth"] = 3000  # age -974 in 2026
+        person[2]["year_of_birth"] = 1800
+        person.append(dict(person[3]))  # person 4 twice
+        t["person"] = pa.Table.from_pylist(person, schema=t["person"].schema)
+
+    url = _database(tmp_path / "persons.duckdb", [_sertraline(i) for i in range(1, 6)], edit,
+                    official=False)
+    assert set(_every_path(url, "claims")) == {1, 5}
+    for summary in _summaries(url):
+        assert summary.persons == 5 and summary.staged == 2
+        assert summary.excluded_persons[
+            "duplicate person rows (person_id on more than one row)"] == 1
+        assert summary.excluded_persons["impossible year of birth"] == 2
+    table, _ = run.stage_cohort(url, AS_OF, load_policy("claims"))
+    assert sorted(table.column("person_id").to_pylist()) == [1, 5]
+    assert all(0 <= age <= 125 for age in table.column("age").to_pylist())
+
+
+def test_missing_or_empty_vocabulary_tables_are_named(tmp_path: Path) -> None:
+    def edit(t: dict[str, pa.Table]) -> None:
+        del t["concept_ancestor"]
+        t["drug_strength"] = t["drug_strength"].slice(0, 0)
+
+    url = _database(tmp_path / "novocab.duckdb", [_sertraline(1)], edit)
+    for summary in _summaries(url):
+        text = "\n".join(summary.warnings)
+        assert "concept_ancestor: missing or empty" in text and "SNOMED descendants" in text
+        assert "drug_strength: missing or empty: no dose is known" in text

@@ -367,6 +367,7 @@ class PersonRows:
     procedure_occurrence: list[dict[str, Any]]
     observation: list[dict[str, Any]]
     strength: dict[tuple[int, int], list[tuple[float, int]]]  # (drug, ingr.) -> (amount, unit)
+    person_rows: int = 1  # rows of the person table with this person_id
 
 
 def read_person(source: OmopSource, person_id: int) -> PersonRows:
@@ -393,7 +394,7 @@ def read_person(source: OmopSource, person_id: int) -> PersonRows:
                 (float(r["amount_value"]), int(r["amount_unit_concept_id"])))
     return PersonRows(person[0] if person else None, drugs, rows("condition_occurrence"),
                       rows("procedure_occurrence"), rows("observation"),
-                      strength)
+                      strength, person_rows=len(person))
 
 
 @dataclass
@@ -413,6 +414,28 @@ class AdapterResult:
     excluded: str | None  # why the person has no assessable episode
     exclusions: Exclusions
     n_episodes: int = 0
+
+
+DUPLICATE_PERSON = "duplicate person rows (person_id on more than one row)"
+IMPOSSIBLE_BIRTH = "impossible year of birth"
+
+
+def birth_years(as_of: date, rules: Any) -> tuple[int, int]:
+    """The plausible years of birth, first and last (omop.yaml `rules.max_age_years`)."""
+    return as_of.year - int(rules.max_age_years), as_of.year
+
+
+def person_problem(n_rows: int, year_of_birth: int | None, as_of: date,
+                   rules: Any) -> str | None:
+    """Why a person is not staged whatever their rows (the cohort engines apply the same rule,
+    `cohort/row_audit.py`): a person_id on several person rows, or a year of birth after the
+    as-of year or more than `max_age_years` before it."""
+    if n_rows > 1:
+        return DUPLICATE_PERSON
+    first, last = birth_years(as_of, rules)
+    if year_of_birth is None or not first <= year_of_birth <= last:
+        return IMPOSSIBLE_BIRTH
+    return None
 
 
 def row_end(start: date, end: date | None, days_supply: int | None, inclusive: bool) -> date:
@@ -479,6 +502,9 @@ def patient_from_rows(
     excl = Exclusions()
     if rows.person is None:
         return AdapterResult(None, "no person row", excl)
+    problem = person_problem(rows.person_rows, rows.person.get("year_of_birth"), as_of, rules)
+    if problem is not None:
+        return AdapterResult(None, problem, excl)
     pid = int(rows.person["person_id"])
     gender = {g.concept_id: g.sex for g in spec.gender}
     sex = gender.get(rows.person.get("gender_concept_id") or 0, Sex.unknown)

@@ -143,6 +143,8 @@ def _print_summary(table: object, summary: object, policy: str, as_of: date) -> 
         top = pc.max(mgh).as_py()
         models.add_row("MGH score", f"median {median:g}, max {top:g}")
     console.print(models)
+    for warning in summary.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     if summary.output:
         console.print(f"wrote {summary.output}", highlight=False)
     console.print("Research output from claims/EHR rows: stages are computed from recorded "

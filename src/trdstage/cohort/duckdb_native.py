@@ -49,6 +49,7 @@ from trdstage.adapters.omop import (
     formulary_ingredients,
     redact_url,
 )
+from trdstage.cohort.row_audit import plausible_persons_sql
 from trdstage.cohort.rules import BAD_END, BAD_SUPPLY, agent_names
 from trdstage.cohort.scan_inputs import KEPT, LEFT_OUT, DrugRows, ScanInputs
 from trdstage.domain import Policy, Scale
@@ -596,7 +597,7 @@ def scan_inputs_duckdb(source: DuckSource, concepts: Concepts, as_of: date, poli
                      for cid in sorted(set().union(*sets.values()))])
         for statement in _SETTINGS_SQL:
             con.execute(statement)
-        people = _arrow(con, _PEOPLE_SQL)
+        people = _arrow(con, plausible_persons_sql(_PEOPLE_SQL, as_of, rules))
         diagnoses = {name: _arrow(con, _diagnoses_sql(name))
                      for name in ("mdd", "bipolar", "psychosis")}
         readings = None

@@ -286,7 +286,9 @@ def build_plan(
     cur = cur.select("person_id", "n_episodes", "onset", "ep_end", episode=cur.island)
     if rules.require_mdd_diagnosis:
         cur = cur.semi_join(mdd, "person_id")
-    person = tables["person"]
+    from trdstage.cohort.row_audit import plausible_persons_ibis
+
+    person = plausible_persons_ibis(tables["person"], as_of, rules)
     cur = keep(cur.inner_join(person.select("person_id", "gender_concept_id", "year_of_birth"),
                               "person_id"))
 

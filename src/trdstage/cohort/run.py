@@ -18,6 +18,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import Concepts, OmopSource, open_omop, resolve_concepts
+from trdstage.cohort.row_audit import audit_duckdb, audit_ibis
 from trdstage.cohort.rules import check_policy
 from trdstage.cohort.scan import OUTPUT_SCHEMA, stage_scan
 from trdstage.domain import Policy
@@ -45,12 +46,13 @@ class Summary:
     seconds: dict[str, float] = field(default_factory=dict)
     output: str = ""
     engine: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"persons": self.persons, "staged": self.staged,
                 "excluded_persons": self.excluded_persons,
                 "excluded_rows": self.excluded_rows, "seconds": self.seconds,
-                "output": self.output, "engine": self.engine}
+                "output": self.output, "engine": self.engine, "warnings": self.warnings}
 
 
 def write_parquet_atomic(path: str | Path, table: pa.Table) -> None:
@@ -227,7 +229,9 @@ def _stage_expression(source: OmopSource, concepts: Concepts, as_of: date, polic
     table = plan.persons.order_by("person_id").to_pyarrow()
     excl_rows = {r["reason"]: int(r["n"])
                  for r in plan.exclusions.to_pyarrow().to_pylist() if r["n"]}
-    person = source.tables["person"]
+    from trdstage.cohort.row_audit import plausible_persons_ibis
+
+    person = plausible_persons_ibis(source.tables["person"], as_of, spec.rules)
     n_person = _count(person.count())
     mdd_ids = sorted(concepts.sets.get("mdd", set()))
     co = source.tables["condition_occurrence"]
@@ -290,12 +294,14 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
 
         duck = open_duckdb(url, spec)
         label = duck.label
+        audit = audit_duckdb(duck, as_of, spec.rules)
         clock["open"] = time.perf_counter() - t0
         say("resolving concepts (ingredients, concept sets)")
         concepts = resolve_concepts_duckdb(duck, spec)
     else:
         opened = source or open_omop(url, spec)
         label = opened.label
+        audit = audit_ibis(opened.tables, as_of, spec.rules)
         clock["open"] = time.perf_counter() - t0
         say("resolving concepts (ingredients, concept sets)")
         concepts = resolve_concepts(opened, spec)
@@ -354,7 +360,7 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
         clock["stage"] = time.perf_counter() - t1
         table = table.replace_schema_metadata(metadata)
         staged = table.num_rows
-        excluded: dict[str, int] = {}
+        excluded: dict[str, int] = {k: v for k, v in audit.persons.items() if v}
         if spec.rules.require_mdd_diagnosis:
             excluded["no MDD diagnosis"] = n_person - with_mdd
             excluded["MDD diagnosis but no assessable episode"] = max(0, with_mdd - staged)
@@ -379,9 +385,14 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
         else:
             written.append(_write_schema(opened, url, results_schema, table))
     clock["write"] = time.perf_counter() - t2
-    summary = Summary(persons=n_person, staged=staged, excluded_persons=excluded,
-                      excluded_rows=excl_rows, seconds=clock, output=", ".join(written),
-                      engine=engine)
+    warnings = audit.warnings(as_of)
+    if staged == 0 and n_person:
+        warnings.append(f"no person was staged of {n_person:,}: see the exclusions above")
+    summary = Summary(persons=n_person + sum(audit.persons.values()), staged=staged,
+                      excluded_persons=excluded, excluded_rows={**audit.excluded_rows(),
+                                                                **excl_rows},
+                      seconds=clock, output=", ".join(written), engine=engine,
+                      warnings=warnings)
     return table, summary
 
 
