@@ -92,6 +92,7 @@ def _first_error(name: str, exc: ValidationError) -> tuple[str, str]:
 def _dated(patient: Patient) -> Iterator[tuple[str, date | None]]:
     """Every date of the history with the place it stands."""
     yield "birth_date", patient.birth_date
+    yield "death_date", patient.death_date
     for e_i, ep in enumerate(patient.episodes):
         at = f"episodes[{e_i}]"
         yield f"{at}.onset", ep.onset
@@ -112,6 +113,8 @@ def _dated(patient: Patient) -> Iterator[tuple[str, date | None]]:
             yield f"{where}.end", course.end
         for r_i, reading in enumerate(ep.ratings):
             yield f"{at}.ratings[{r_i}].date", reading.date
+        for i_i, answer in enumerate(ep.item_readings):
+            yield f"{at}.item_readings[{i_i}].date", answer.date
 
 
 def _check_future(patient: Patient, name: str, today: date) -> None:
@@ -146,6 +149,16 @@ def check_ratings(patient: Patient, name: str, knowledge: Knowledge) -> None:
             if sum(reading.items) != reading.total:
                 raise InputError(f"{where}.total", f"{reading.total:g} differs from the sum "
                                  f"of the item scores ({sum(reading.items)})")
+        for i_i, answer in enumerate(episode.item_readings):
+            where = f"{name}: episodes[{e_i}].item_readings[{i_i}]"
+            spec = knowledge.scales[answer.scale.value]
+            if spec.items is None or spec.item_max is None:
+                raise InputError(f"{where}.scale", f"item scores are not read for {spec.id}")
+            if answer.item > spec.items:
+                raise InputError(f"{where}.item", f"{spec.id} has {spec.items} items")
+            if answer.score > spec.item_max:
+                raise InputError(f"{where}.score", f"item score {answer.score} is outside "
+                                 f"0-{spec.item_max}")
 
 
 def _resolve(knowledge: Knowledge, agent: str, where: str) -> tuple[str, str]:
@@ -155,6 +168,14 @@ def _resolve(knowledge: Knowledge, agent: str, where: str) -> tuple[str, str]:
         hint = f"; did you mean {', '.join(hints)}?" if hints else ""
         raise InputError(where, f"unknown drug {agent!r}{hint}")
     return match.name, match.kind
+
+
+def _added_agent(knowledge: Knowledge, agent: str, where: str) -> str:
+    name, kind = _resolve(knowledge, agent, f"{where}.agent")
+    if kind == "rapid_acting":
+        raise InputError(f"{where}.agent", f"{name} is recorded as a course "
+                         f"(courses: kind {name}), not as an added agent")
+    return name
 
 
 def resolve_agents(patient: Patient, name: str, knowledge: Knowledge) -> Patient:
@@ -169,16 +190,21 @@ def resolve_agents(patient: Patient, name: str, knowledge: Knowledge) -> Patient
             if kind == "rapid_acting":
                 courses.append(_as_course(regimen, CourseKind(
                     knowledge.rapid_acting[agent].course_kind)))
+                # the agents taken with esketamine/ketamine (the oral antidepressant started
+                # with it) are trials of their own, never dropped with the regimen
+                origin = regimen.id or f"episodes[{e_i}].medications[{m_i}]"
+                for a_i, extra in enumerate(regimen.added):
+                    extra_agent = _added_agent(knowledge, extra.agent, f"{where}.added[{a_i}]")
+                    meds.append(MedicationRegimen(
+                        id=f"{origin}.added[{a_i}]", agent=extra_agent, steps=extra.steps,
+                        adherence=extra.adherence or regimen.adherence,
+                        outcome=extra.outcome if extra.outcome is not None
+                        else regimen.outcome))
                 continue
             added = []
             changed = agent != regimen.agent
             for a_i, extra in enumerate(regimen.added):
-                extra_agent, extra_kind = _resolve(knowledge, extra.agent,
-                                                   f"{where}.added[{a_i}].agent")
-                if extra_kind == "rapid_acting":
-                    raise InputError(f"{where}.added[{a_i}].agent",
-                                     f"{extra_agent} is recorded as a course "
-                                     f"(courses: kind {extra_agent}), not as an added agent")
+                extra_agent = _added_agent(knowledge, extra.agent, f"{where}.added[{a_i}]")
                 changed = changed or extra_agent != extra.agent
                 added.append(extra if extra_agent == extra.agent
                              else extra.model_copy(update={"agent": extra_agent}))

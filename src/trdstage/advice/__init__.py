@@ -14,7 +14,7 @@ from trdstage.advice.pharmacogenomics import advises_alternative, findings_for
 from trdstage.advice.reassessment import reassess, unknown_flags
 from trdstage.advice.safety import current_alerts
 from trdstage.domain import Patient
-from trdstage.domain.advice import Alert, AlertSeverity
+from trdstage.domain.advice import Alert, AlertSeverity, Monitoring
 from trdstage.domain.results import Assessment
 from trdstage.knowledge.advice_schema import AdviceKnowledge, load_advice_knowledge
 
@@ -28,6 +28,8 @@ def advise(patient: Patient, assessment: Assessment,
     k = knowledge or load_advice_knowledge()
     ctx = build_context(patient, assessment, k)
     monitoring, monitoring_alerts = monitor(ctx)
+    if assessment.deceased:
+        return _deceased(assessment, monitoring)
     early = {t.trial_id: t.early_improvement for t in monitoring.trials}
     recommendations = recommend(ctx, early)
     alerts = [*monitoring_alerts, *current_alerts(ctx)]
@@ -45,6 +47,13 @@ def advise(patient: Patient, assessment: Assessment,
         alerts.append(Alert(severity=AlertSeverity.info, code="pgx_diplotype_not_interpreted",
                             message=note, sources=[k.cite("cpic-cyp2d6-activity-score")],
                             source_keys=["cpic-cyp2d6-activity-score"]))
+    if ctx.unresolved_other:
+        alerts.append(Alert(
+            severity=AlertSeverity.warning, code="other_medication_not_recognised",
+            message="Co-medication(s) not recognised by the interaction checks, so no "
+            "interaction alert can be given for them: " + ", ".join(ctx.unresolved_other)
+            + ". Check interactions by hand or give the generic name.",
+            subjects=list(ctx.unresolved_other)))
     unknown = unknown_flags(ctx)
     if unknown:
         alerts.append(Alert(severity=AlertSeverity.info, code="flag_not_recognised",
@@ -59,6 +68,21 @@ def advise(patient: Patient, assessment: Assessment,
         "reassessment": reassess(ctx),
         "monitoring": monitoring,
     })
+
+
+def _deceased(assessment: Assessment, monitoring: Monitoring) -> Assessment:
+    """No next steps, safety alerts or checklist for a patient who has died: the record is
+    staged as history only, and the result says why."""
+    when = f" on {assessment.death_date.isoformat()}" if assessment.death_date else ""
+    alert = Alert(severity=AlertSeverity.info, code="patient_deceased", subjects=[],
+                  message=f"The patient is recorded as deceased{when}: no next steps, safety "
+                  "alerts or reassessment checklist are given; the staging describes the "
+                  "treatment history up to death.",
+                  evidence=[f"death date {assessment.death_date.isoformat()}"
+                            if assessment.death_date else "deceased, date not recorded"])
+    monitoring = monitoring.model_copy(update={"alert_codes": []})
+    return assessment.model_copy(update={
+        "recommendations": [], "alerts": [alert], "reassessment": [], "monitoring": monitoring})
 
 
 __all__ = ["advise"]

@@ -9,6 +9,7 @@ from datetime import date
 from trdstage.domain import DoseStep, Patient
 from trdstage.domain.results import Assessment, TrialVerdict
 from trdstage.knowledge.advice_schema import AdviceKnowledge
+from trdstage.knowledge.co_medications import co_medication_brands, resolve_name
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class AdviceContext:
     stopped: list[DrugUse] = field(default_factory=list)
     phenotypes: dict[str, tuple[str, str]] = field(default_factory=dict)  # gene -> (code, basis)
     pgx_notes: list[str] = field(default_factory=list)
+    unresolved_other: list[str] = field(default_factory=list)  # other_medications not known
 
     @property
     def trials_in_scope(self) -> list[TrialVerdict]:
@@ -94,6 +96,26 @@ def resolve_phenotypes(patient: Patient, k: AdviceKnowledge) -> tuple[
     return out, notes
 
 
+def resolve_other_medication(name: str, k: AdviceKnowledge) -> str | None:
+    """A co-medication given by generic, brand or with a strength ("Tramadol 50 mg", "Ultram",
+    "Zyvox") -> the generic the interaction rules check; None when no rule or formulary entry
+    knows it."""
+    known = frozenset(a for g in k.safety.groups.values() for a in g.agents)
+    aliases = dict(co_medication_brands())
+    words = " ".join(name.lower().split())
+    match = k.base.resolve(words)
+    if match is not None:
+        return match.name
+    found = resolve_name(name, known, aliases)
+    if found is not None:
+        return found
+    for token_run in (words.split()[:n] for n in (3, 2, 1)):
+        match = k.base.resolve(" ".join(token_run))
+        if match is not None:
+            return match.name
+    return None
+
+
 def build_context(patient: Patient, assessment: Assessment, k: AdviceKnowledge) -> AdviceContext:
     as_of = assessment.as_of
     flags = set(assessment.episode.flags) | set(patient.flags)
@@ -124,8 +146,11 @@ def build_context(patient: Patient, assessment: Assessment, k: AdviceKnowledge) 
                               where=course.id or f"episodes[{e_i}].courses[{c_i}]")
                 (ctx.current if ongoing else ctx.stopped).append(use)
     for i, name in enumerate(patient.other_medications):
-        ctx.current.append(DrugUse(name=" ".join(name.lower().split()), role="other",
+        resolved = resolve_other_medication(name, k)
+        if resolved is None:
+            ctx.unresolved_other.append(name)
+        ctx.current.append(DrugUse(name=resolved or " ".join(name.lower().split()), role="other",
                                    dose_mg=None, start=None, end=None,
-                                   where=f"other_medications[{i}]"))
+                                   where=f"other_medications[{i}] ({name})"))
     ctx.phenotypes, ctx.pgx_notes = resolve_phenotypes(patient, k)
     return ctx

@@ -133,26 +133,35 @@ def _worsening(ctx: AdviceContext, readings: dict[str, list[RatingReading]]) -> 
     return out
 
 
+def _item_answers(ctx: AdviceContext, readings: list[RatingReading], scale: str,
+                  item: int) -> list[tuple[date, int]]:
+    """Every dated answer to one item up to the as-of date: from readings with all items and
+    from item readings recorded without a total (a lone PHQ-9 item 9 counts on its own)."""
+    found = {(r.date, r.items[item - 1]) for r in readings
+             if r.items is not None and len(r.items) >= item}
+    for episode in ctx.patient.episodes:
+        found.update((i.date, i.score) for i in episode.item_readings
+                     if i.scale.value == scale and i.item == item and i.date <= ctx.as_of)
+    return sorted(found)
+
+
 def _items(ctx: AdviceContext, readings: dict[str, list[RatingReading]]) -> list[Alert]:
     out = []
     for rule in ctx.knowledge.monitoring.item_alerts:
-        series = readings.get(rule.scale, [])
-        latest_with_items = next((r for r in reversed(series) if r.items is not None), None)
-        for r in series:
-            if r.items is None or len(r.items) < rule.item:
-                continue
-            value = r.items[rule.item - 1]
+        answers = _item_answers(ctx, readings.get(rule.scale, []), rule.scale, rule.item)
+        latest = max((d for d, _ in answers), default=None)
+        for when, value in answers:
             if value <= rule.above:
                 continue
-            message = rule.message.format(value=value, date=r.date.isoformat())
-            if r is latest_with_items:
+            message = rule.message.format(value=value, date=when.isoformat())
+            if when == latest:
                 severity = AlertSeverity.urgent
             else:
                 severity = AlertSeverity.warning
                 message += " (an earlier reading; check the current risk)"
             out.append(_alert(ctx, severity, rule.code, message, rule.sources, [rule.scale],
                               [f"{rule.scale} item {rule.item} = {value} on "
-                               f"{r.date.isoformat()}"]))
+                               f"{when.isoformat()}"]))
     return out
 
 

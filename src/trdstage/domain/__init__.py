@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         DoseStep,
         ECTCourse,
         Episode,
+        ItemReading,
         MedicationRegimen,
         Patient,
         RatingReading,
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 _MODULE_OF = {
     **dict.fromkeys(("Adherence", "AgentRole", "ConcurrentUse", "CourseKind", "Laterality",
                      "Outcome", "Scale", "Severity", "Sex"), "enums"),
-    **dict.fromkeys(("AddedAgent", "DoseStep", "ECTCourse", "Episode", "MedicationRegimen",
-                     "Patient", "RatingReading", "TreatmentCourse"), "patient"),
+    **dict.fromkeys(("AddedAgent", "DoseStep", "ECTCourse", "Episode", "ItemReading",
+                     "MedicationRegimen", "Patient", "RatingReading", "TreatmentCourse"),
+                    "patient"),
     **dict.fromkeys(("MissingDose", "Policy", "Scope", "StageOrder", "Taxonomy"), "policy"),
 }
 
@@ -58,6 +60,7 @@ __all__ = [
     "DoseStep",
     "ECTCourse",
     "Episode",
+    "ItemReading",
     "Laterality",
     "MedicationRegimen",
     "MissingDose",

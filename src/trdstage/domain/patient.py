@@ -144,6 +144,19 @@ class RatingReading(DomainModel):
     items: list[int] | None = None  # PHQ-9 items 1..9, each 0..3
 
 
+class ItemReading(DomainModel):
+    """One item answer of a rating scale recorded without a usable total: a stand-alone PHQ-9
+    item Observation, an item of an incomplete panel, an item kept from a panel whose other
+    items were unusable, an OMOP item concept. It carries no total (staging never reads it);
+    the item alerts (PHQ-9 item 9) read it as they read the items of a full reading.
+    `item` is 1-based in questionnaire order."""
+
+    scale: Scale
+    date: date
+    item: int = Field(ge=1)
+    score: int = Field(ge=0)
+
+
 class Episode(DomainModel):
     id: str | None = None
     onset: date
@@ -155,6 +168,7 @@ class Episode(DomainModel):
     ect: list[ECTCourse] = Field(default_factory=list)
     courses: list[TreatmentCourse] = Field(default_factory=list)
     ratings: list[RatingReading] = Field(default_factory=list)
+    item_readings: list[ItemReading] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _period(self) -> Self:
@@ -216,15 +230,36 @@ class Patient(DomainModel):
     pregnancy, substance_use, hypothyroidism, bipolar_features); the advice layer reads them.
     `other_medications`: current non-antidepressant co-medications by generic name (e.g.
     hydrochlorothiazide, ibuprofen, tramadol, linezolid), read by the interaction checks.
-    `pharmacogenomics`: CYP2D6 / CYP2C19 / CYP2B6 results."""
+    `pharmacogenomics`: CYP2D6 / CYP2C19 / CYP2B6 results.
+    `death_date` / `deceased`: the patient has died (on `death_date` when known); the history
+    ends there and no treatment advice is given. A death date implies `deceased`."""
 
     id: str = "patient"
     birth_date: date | None = None
+    death_date: date | None = None
+    deceased: bool = False
     sex: Sex = Sex.unknown
     flags: list[str] = Field(default_factory=list)
     episodes: list[Episode] = Field(min_length=1)
     other_medications: list[str] = Field(default_factory=list)
     pharmacogenomics: list[PgxResult] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deceased(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("death_date") is not None:
+            if data.get("deceased") is False:
+                raise ValueError("deceased is false but a death_date is given")
+            data = {**data, "deceased": True}
+        return data
+
+    @model_validator(mode="after")
+    def _death(self) -> Self:
+        if self.death_date is not None and self.birth_date is not None and \
+                self.death_date < self.birth_date:
+            raise ValueError(f"death_date {self.death_date.isoformat()} is before "
+                             f"birth_date {self.birth_date.isoformat()}")
+        return self
 
     def current_episode(self, as_of: date) -> Episode:
         """The episode with the latest onset on or before `as_of` (the first one if none is)."""

@@ -182,6 +182,10 @@ class Assessment(ResultModel):
     ect: list[ECTVerdict]
     courses: list[CourseSummary]
     staging: Staging
+    deceased: bool = Field(default=False, description=(
+        "The patient has died: the history ends at death and no treatment advice is given."))
+    death_date: date | None = Field(default=None, description=(
+        "Date of death when known; `as_of` is then no later than it."))
     warnings: list[Notice] = Field(default_factory=list)
     # Filled by trdstage.advice.advise() (empty when only the staging engine ran).
     recommendations: list[Recommendation] = Field(default_factory=list)

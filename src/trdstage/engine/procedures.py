@@ -65,6 +65,26 @@ def judge_ect(
     return verdicts, notices
 
 
+def later_records(patient: Patient, as_of: date) -> list[Notice]:
+    """Treatment courses (esketamine, ketamine, rTMS, psychotherapy...), ratings and item
+    answers dated after the as-of date: not assessed, and named."""
+    out: list[Notice] = []
+    for e_index, episode in enumerate(patient.episodes):
+        for c_index, course in enumerate(episode.courses):
+            if course.start > as_of:
+                out.append(Notice(code="after_as_of",
+                                  where=course.id or f"episodes[{e_index}].courses[{c_index}]",
+                                  message=f"{course.kind.value} course starts after the as-of "
+                                  "date; not assessed"))
+        later = [r.date for r in episode.ratings if r.date > as_of] + [
+            i.date for i in episode.item_readings if i.date > as_of]
+        if later:
+            out.append(Notice(code="after_as_of", where=f"episodes[{e_index}]", message=(
+                f"{len(later)} rating(s) or item answer(s) dated after the as-of date "
+                f"({', '.join(sorted({d.isoformat() for d in later})[:10])}): not used")))
+    return out
+
+
 def summarise_courses(
     patient: Patient,
     as_of: date,

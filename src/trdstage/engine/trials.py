@@ -177,6 +177,14 @@ def build_trials(
                as_of, scope_start, policy, knowledge, readings, open_records)
         for i, trial in enumerate(trials)
     ]
+    for aug in augmentation:
+        if not any(aug.period.overlap_days(t.period) > 0 for t in trials):
+            notices.append(Notice(
+                code="augmenter_without_trial",
+                where=", ".join(dict.fromkeys(e.record for e in aug.exposures)),
+                message=f"{aug.agent} ({aug.period.start.isoformat()} to "
+                f"{aug.period.end.isoformat()}) overlaps no antidepressant trial: not counted "
+                "as augmentation; its safety checks still apply"))
     return TrialSet(verdicts, augmentation, notices)
 
 
@@ -291,6 +299,11 @@ def _judge(
     if minimum is None and not duration_only:
         adequate = False
         reasons.append(f"not adequate: no sourced minimum adequate dose for {trial.agent}")
+    elif not doses and not duration_only:
+        adequate = False
+        reasons.append(f"not adequate: duration known ({weeks(total_days)} weeks) but no dose "
+                       f"recorded; policy {policy.name} (missing_dose = "
+                       f"{policy.missing_dose.value}) needs a dose to judge adequacy")
     elif dose_missing and not duration_only and adequate_days < min_days:
         adequate = False
         reasons.append("not adequate: dose not recorded for part of the trial, and the recorded "

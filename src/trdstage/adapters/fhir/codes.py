@@ -16,13 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trdstage.knowledge import KnowledgeError
 from trdstage.knowledge.loader import load_data_file
+from trdstage.knowledge.value_sets import ValueSet, load_value_sets
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-SystemKey = Literal["rxnorm", "atc", "snomed", "icd10cm", "loinc", "cpt", "timing", "project"]
+SystemKey = Literal["rxnorm", "atc", "snomed", "icd10cm", "icd10", "loinc", "cpt", "timing",
+                    "project"]
 
 
 class SystemSpec(_Model):
@@ -31,11 +33,13 @@ class SystemSpec(_Model):
 
 
 class Rule(_Model):
-    """`means` when a coding of `system` has one of `codes` (or starts with a prefix), or when
-    no coding matched and a `text` pattern is found in code.text/coding.display."""
+    """`means` when a coding of `system` has one of `codes` (or starts with a prefix), when a
+    coding is in the published `value_set` (value_sets.yaml), or when no coding matched and a
+    `text` pattern is found in code.text/coding.display."""
 
     means: str
     system: SystemKey | None = None
+    value_set: str | None = None
     codes: list[str] = Field(default_factory=list)
     prefixes: list[str] = Field(default_factory=list)
     text: list[str] = Field(default_factory=list)
@@ -104,6 +108,7 @@ class Coding:
 class FhirCodes:
     spec: FhirCodesFile
     urls: dict[str, str]  # system key -> URL ("project" included)
+    value_sets: dict[str, ValueSet]
 
     @property
     def model_system(self) -> str:
@@ -132,6 +137,11 @@ class FhirCodes:
         patterns match (and whose exclusions do not)."""
         keyed = [(self.system_key(c.system), (c.code or "").strip()) for c in codings]
         for rule in rules:
+            if rule.value_set is not None:
+                vs = self.value_sets[rule.value_set]
+                if any(vs.has(key, code) for key, code in keyed):
+                    return rule
+                continue
             if rule.system is None:
                 continue
             for key, code in keyed:
@@ -161,7 +171,12 @@ def load_fhir_codes() -> FhirCodes:
                 except re.error as exc:
                     raise KnowledgeError(
                         f"fhir_codes.yaml: bad pattern {pattern!r}: {exc}") from exc
+    value_sets = load_value_sets()
+    for rule in spec.conditions:
+        if rule.value_set is not None and rule.value_set not in value_sets:
+            raise KnowledgeError(f"fhir_codes.yaml: conditions: unknown value set "
+                                 f"{rule.value_set!r} (value_sets.yaml)")
     urls: dict[str, str] = {str(k): v.url for k, v in spec.systems.items()}
-    codes = FhirCodes(spec=spec, urls=urls)
+    codes = FhirCodes(spec=spec, urls=urls, value_sets=value_sets)
     urls["project"] = codes.scale_system
     return codes

@@ -30,6 +30,7 @@ from trdstage.domain import (
     DoseStep,
     ECTCourse,
     Episode,
+    ItemReading,
     Laterality,
     MedicationRegimen,
     Outcome,
@@ -194,17 +195,32 @@ def read_fhir_data(raw: Any, name: str = "<input>") -> FhirRead:
     if not isinstance(entries, list):
         raise InputError(f"{name}: Bundle.entry", "must be a list")
     items: list[tuple[Any, str | None]] = []
+    outcome_marked: list[str] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise InputError(f"{name}: Bundle.entry[{i}]", "must be an object")
         search = entry.get("search")
+        resource = entry.get("resource")
+        rtype = resource.get("resourceType") if isinstance(resource, dict) else None
         if isinstance(search, dict) and search.get("mode") == "outcome":
-            continue
+            if resource is None or rtype == "OperationOutcome":
+                continue
+            # only an OperationOutcome is information about the search: anything else is read
+            rid = resource.get("id") if isinstance(resource, dict) else None
+            outcome_marked.append(f"{rtype}/{rid}" if rid else f"Bundle.entry[{i}]")
         if "resource" not in entry:
             raise InputError(f"{name}: Bundle.entry[{i}]", "has no resource")
         url = entry.get("fullUrl")
         items.append((entry["resource"], url if isinstance(url, str) else None))
-    return read_fhir_resources(items, name)
+    read = read_fhir_resources(items, name)
+    if outcome_marked:
+        read.notices.append(Notice(
+            code="search_mode_outcome", where=", ".join(outcome_marked[:MAX_LISTED]) + (
+                f" and {len(outcome_marked) - MAX_LISTED} more"
+                if len(outcome_marked) > MAX_LISTED else ""),
+            message="entry marked search.mode 'outcome' is not an OperationOutcome: read as "
+            "part of the record"))
+    return read
 
 
 def read_fhir_resources(items: Iterable[tuple[Any, str | None]], name: str = "<input>",
@@ -278,6 +294,7 @@ class _Reader:
         self.regimens: list[MedicationRegimen] = []
         self.sessions: dict[str, list[_Session]] = {}
         self.ratings: list[tuple[RatingReading, str]] = []
+        self.item_readings: list[ItemReading] = []
         self.mdd: list[_Mdd] = []
         self.flags: set[str] = set()
         self.pid = patient_id or "patient"
@@ -375,6 +392,13 @@ class _Reader:
                 if rtype != "OperationOutcome":
                     unused.setdefault(rtype, []).append(label)
                 continue
+            for c_i, inner in enumerate(raw.get("contained") or []):
+                inner_type = inner.get("resourceType") if isinstance(inner, dict) else None
+                try:
+                    get_fhir_model_class(str(inner_type))
+                except (KeyError, ValueError, AttributeError, ImportError) as exc:
+                    raise InputError(f"{self.name}: {label}", f"contained[{c_i}].resourceType: "
+                                     f"unknown resourceType {inner_type!r}") from exc
             try:
                 entry.obj = get_fhir_model_class(rtype).model_validate(raw)
             except ValidationError as exc:
@@ -384,7 +408,7 @@ class _Reader:
                 more = len(exc.errors()) - 1
                 suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
                 raise InputError(f"{self.name}: {label}", f"{loc}: {msg}{suffix}") from exc
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, KeyError) as exc:
                 raise InputError(f"{self.name}: {label}", f"not a valid {rtype}: {exc}") from exc
             entries.append(entry)
             self.by_ref[ref] = entry
@@ -474,6 +498,9 @@ class _Reader:
         end = self.day(entry, "abatement", cond.abatementDateTime or (
             cond.abatementPeriod.end or cond.abatementPeriod.start
             if cond.abatementPeriod else None))
+        if end is not None and end < onset:
+            raise self.fail(entry, "abatement[x]", f"{end.isoformat()} is before the onset "
+                            f"{onset.isoformat()}")
         clinical = {c.code for c in _codings(cond.clinicalStatus)}
         active = end is None and not (clinical & {"inactive", "remission", "resolved"})
         if not active and end is None:
@@ -486,7 +513,7 @@ class _Reader:
     def severity(self, cond: Any) -> tuple[Severity | None, bool]:
         icd = self.codes.spec.icd10cm_severity.codes
         for c in _codings(cond.code):
-            if self.codes.system_key(c.system) == "icd10cm" and c.code:
+            if self.codes.system_key(c.system) in ("icd10cm", "icd10") and c.code:
                 code = c.code.strip().upper()
                 if len(code) > 3 and code[3] != ".":
                     code = f"{code[:3]}.{code[3:]}"
@@ -681,7 +708,15 @@ class _Reader:
             raise self.fail(entry, fld, "no date: a treatment record needs a start date "
                             "(see docs/fhir.md for the elements read)")
         if end is None and span is not None:
-            end = start + timedelta(days=round(span))
+            where = "daysSupply" if rtype == "MedicationDispense" else \
+                "dispenseRequest.expectedSupplyDuration"
+            if span < 0:
+                raise self.fail(entry, where, f"negative supply duration ({span:g} days)")
+            try:
+                end = start + timedelta(days=round(span))
+            except (OverflowError, ValueError) as exc:
+                raise self.fail(entry, where, f"supply of {span:g} days runs past the last "
+                                "date that can be read (year 9999)") from exc
         if end is None and status not in OPEN_STATUS:
             self.note("no_end_date", f"{rtype} with status {status!r} and no end or supply "
                       "duration: counted as a single day", entry.label)
@@ -704,6 +739,9 @@ class _Reader:
             rep = timing.repeat
             if rep.frequency is not None or rep.period is not None:
                 unit = rep.periodUnit or "d"
+                if rep.period is not None and rep.period <= 0:
+                    raise self.fail(entry, "dosage.timing.repeat.period",
+                                    f"{rep.period:g} is not a positive period")
                 period = float(rep.period or 1) * PERIOD_DAYS.get(unit, 1.0)
                 return float(rep.frequency or 1) / period
         if timing is not None and timing.code is not None:
@@ -734,6 +772,16 @@ class _Reader:
             return value * strength.mg if strength.per in ("unit", "day") else None
         return None
 
+    def checked_mg(self, entry: _Entry, fld: str, quantity: Any,
+                   strength: _Strength | None) -> float | None:
+        """`quantity_mg`, with a negative amount an input error naming the field."""
+        if quantity is not None and quantity.value is not None and quantity.value < 0:
+            raise self.fail(entry, fld, f"negative amount {quantity.value}")
+        try:
+            return self.quantity_mg(quantity, strength)
+        except DoseError as exc:
+            raise self.fail(entry, fld, str(exc)) from exc
+
     def daily_dose(self, entry: _Entry, part: _Part) -> float | None:
         res = entry.obj
         dosages = list((res.dosage if entry.rtype == "MedicationStatement"
@@ -755,7 +803,7 @@ class _Reader:
                     qty = dr.doseRange.low
                     self.note("dose_range", "dose given as a range: its low end is read",
                               entry.label)
-                mg = self.quantity_mg(qty, part.strength)
+                mg = self.checked_mg(entry, "dosage.doseAndRate.dose", qty, part.strength)
                 if mg is None:
                     continue
                 if part.strength is not None and part.strength.per == "day" and \
@@ -774,9 +822,15 @@ class _Reader:
         elif entry.rtype == "MedicationRequest" and res.dispenseRequest is not None:
             quantity = res.dispenseRequest.quantity
             supply = _duration_days(res.dispenseRequest.expectedSupplyDuration)
-        mg = self.quantity_mg(quantity, part.strength)
+        mg = self.checked_mg(entry, "quantity", quantity, part.strength)
         if mg is not None and supply:
             return round(mg / supply, 3)
+        if entry.rtype == "MedicationDispense" and supply and quantity is None and not dosages:
+            self.note("dispense_dose_unknown", "MedicationDispense with daysSupply but no "
+                      "quantity or dosage: the supply's duration is read, its dose is not "
+                      "known (adequacy then follows the policy's missing_dose rule)",
+                      entry.label)
+            return None
         self.note("dose_not_computed", "daily dose not computable (no dose quantity with a "
                   "known strength, and no quantity and days supply): dose not recorded",
                   entry.label)
@@ -802,7 +856,7 @@ class _Reader:
         if start is None:
             raise self.fail(entry, "performed[x]", "no performedDateTime or "
                             "performedPeriod.start: the session cannot be dated")
-        count = self.extension(proc, "session-count")
+        count = self.session_count(entry)
         if proc.performedPeriod is not None and count is None:
             self.note("sessions_unknown", "Procedure with a period but no session count "
                       "(extension session-count): read as a course of unknown length",
@@ -810,10 +864,24 @@ class _Reader:
         texts = [*_texts(proc.code), *(t for s in proc.bodySite or [] for t in _texts(s)),
                  *(n.text for n in proc.note or [] if n.text)]
         self.sessions.setdefault(rule.means, []).append(_Session(
-            start, end, entry.ref, int(count) if count is not None else None,
+            start, end, entry.ref, count,
             self.outcome(entry), self.laterality(proc, texts),
             (proc.code.text if proc.code else None) if rule.means != "ect" else None))
         self.sources.setdefault(entry.ref, []).append(entry.ref)
+
+    def session_count(self, entry: _Entry) -> int | None:
+        raw = self.extension(entry.obj, "session-count")
+        if raw is None:
+            return None
+        try:
+            count = int(str(raw).strip())
+        except ValueError as exc:
+            raise self.fail(entry, "extension(session-count)",
+                            f"{raw!r} is not a whole number of sessions") from exc
+        if count < 0:
+            raise self.fail(entry, "extension(session-count)",
+                            f"{count} is not a number of sessions (negative)")
+        return count
 
     def laterality(self, proc: Any, texts: list[str]) -> Laterality:
         spec = self.codes.spec.laterality
@@ -835,11 +903,11 @@ class _Reader:
             return
         items = self.codes.spec.phq9_items.codes
         codes = {c.code for c in _codings(obs.code)
-                 if self.codes.system_key(c.system) == "loinc"}
-        if codes & set(items):
+                 if c.code and self.codes.system_key(c.system) == "loinc"}
+        item_codes = sorted(codes & set(items))
+        if item_codes:
             if entry.ref not in self.members:
-                self.note("item_alone", "PHQ-9 item outside a PHQ-9 panel (44249-1): not used "
-                          "on its own", entry.label)
+                self.lone_item(entry, items.index(item_codes[0]) + 1)
             return
         rule = self.codes.match(self.codes.spec.observations, _codings(obs.code),
                                 _texts(obs.code))
@@ -847,20 +915,65 @@ class _Reader:
             self.note("observation_not_used", "Observation of no known rating scale "
                       f"({_describe(obs.code)}): not used", entry.label)
             return
+        when = self.when(entry)
+        if rule.means == "phq9_panel" or (rule.means == "PHQ-9" and (obs.component or
+                                                                     obs.hasMember)):
+            self.panel(entry, when)
+            return
+        total = self.total(entry, obs, rule.means)
+        if total is None:
+            return
+        self.add_rating(entry, Scale(rule.means), when, total, None)
+
+    def when(self, entry: _Entry) -> date:
+        obs = entry.obj
         when = self.day(entry, "effective[x]", obs.effectiveDateTime or obs.effectiveInstant or (
             obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued)
         if when is None:
             raise self.fail(entry, "effective[x]", "no effectiveDateTime, effectivePeriod.start "
                             "or issued: the rating cannot be dated")
-        if rule.means == "phq9_panel":
-            self.panel(entry, when)
-            return
-        total = self.number(obs)
-        if total is None:
-            self.note("no_value", f"{rule.means} Observation without a numeric value: not used",
+        return when
+
+    def lone_item(self, entry: _Entry, item: int) -> None:
+        """A PHQ-9 item Observation outside any panel: no total, but its answer is kept for the
+        item alerts (a positive item 9 must always be seen)."""
+        when = self.when(entry)
+        value = self.number(entry.obj, answers=True)
+        if value is None:
+            self.note("no_value", f"PHQ-9 item {item} Observation without a value: not used",
                       entry.label)
             return
-        self.add_rating(entry, Scale(rule.means), when, total, None)
+        if self.keep_items(entry, when, {item: value}):
+            self.note("item_alone", "PHQ-9 item Observation outside a PHQ-9 panel (44249-1): "
+                      "no total; the answer is kept for the item alerts (item 9)", entry.label)
+
+    def keep_items(self, entry: _Entry, when: date, values: dict[int, float]) -> bool:
+        """Item answers (1-based item -> score) kept as item readings; a score outside 0-3 is
+        named and not used."""
+        kept = False
+        for item, value in sorted(values.items()):
+            if value != int(value) or not 0 <= value <= 3:
+                self.note("items_out_of_range", f"PHQ-9 item {item} score {value:g} outside "
+                          "0-3: that item not used", entry.label)
+                continue
+            self.item_readings.append(ItemReading(scale=Scale.phq9, date=when, item=item,
+                                                  score=int(value)))
+            self.sources.setdefault(f"item:{when.isoformat()}:{item}", []).append(entry.ref)
+            kept = True
+        return kept
+
+    def total(self, entry: _Entry, holder: Any, scale: str) -> float | None:
+        """A scale total; an answer code (LA...) scores one item, never a total."""
+        total = self.number(holder)
+        if total is None:
+            if holder.valueCodeableConcept is not None:
+                self.note("total_answer_code", f"{scale} total given as a coded answer "
+                          f"({_describe(holder.valueCodeableConcept)}): answer codes score "
+                          "single items, not totals; not used", entry.label)
+            else:
+                self.note("no_value", f"{scale} Observation without a numeric value: not used",
+                          entry.label)
+        return total
 
     @property
     def members(self) -> set[str]:
@@ -872,7 +985,9 @@ class _Reader:
             self._members = {self.by_ref[r].ref for r in found if r in self.by_ref}
         return self._members
 
-    def number(self, obs: Any) -> float | None:
+    def number(self, obs: Any, answers: bool = False) -> float | None:
+        """The numeric value; LOINC answer codes and ordinal weights only when `answers` (an
+        item answer)."""
         if obs.valueInteger is not None:
             return float(obs.valueInteger)
         if obs.valueQuantity is not None and obs.valueQuantity.value is not None:
@@ -882,11 +997,11 @@ class _Reader:
                 return float(obs.valueString)
             except ValueError:
                 return None
-        if obs.valueCodeableConcept is not None:
-            answers = self.codes.spec.phq9_answers.codes
+        if obs.valueCodeableConcept is not None and answers:
+            scores = self.codes.spec.phq9_answers.codes
             for c in _codings(obs.valueCodeableConcept):
-                if c.code in answers:
-                    return answers[c.code]
+                if c.code in scores:
+                    return scores[c.code]
             for c in obs.valueCodeableConcept.coding or []:
                 for ext in c.extension or []:
                     if ext.url.endswith(("ordinalValue", "itemWeight")) and \
@@ -895,6 +1010,9 @@ class _Reader:
         return None
 
     def panel(self, entry: _Entry, when: date) -> None:
+        """A PHQ-9 panel (44249-1), or a total (44261-6) with components or members: the total
+        needs all nine items (or a total given); each item answer is kept even when the total
+        cannot be used, so that a positive item 9 always reaches the item alerts."""
         obs = entry.obj
         item_codes = self.codes.spec.phq9_items.codes
         values: dict[int, float] = {}
@@ -904,51 +1022,60 @@ class _Reader:
         for member in obs.hasMember or []:
             target = self.by_ref.get(member.reference or "")
             if target is not None and target.rtype == "Observation":
+                if target.obj.status in SKIP_STATUS["Observation"]:
+                    continue  # named by its own pass
                 parts.append((_codings(target.obj.code), target.obj))
         for codings, holder in parts:
             for c in codings:
                 if self.codes.system_key(c.system) != "loinc":
                     continue
-                value = self.number(holder)
-                if c.code in item_codes and value is not None:
-                    values[item_codes.index(c.code)] = value
-                elif c.code == "44261-6" and value is not None:
-                    total = value
-        if total is None:
-            total = self.number(obs)
-        items = None
-        if len(values) == 9:
-            items = [int(values[i]) for i in range(9)]
-            if total is None:
-                total = float(sum(items))
-        elif values:
-            self.note("items_incomplete", f"PHQ-9 panel with {len(values)} of 9 items: items "
-                      "not kept", entry.label)
-        if total is None:
-            self.note("no_value", "PHQ-9 panel without a total or all nine items: not used",
+                if c.code in item_codes:
+                    value = self.number(holder, answers=True)
+                    if value is not None:
+                        values[item_codes.index(c.code) + 1] = value
+                    else:
+                        self.note("no_value", f"PHQ-9 item {item_codes.index(c.code) + 1} "
+                                  "without a value: not used", entry.label)
+                elif c.code == "44261-6":
+                    total = self.total(entry, holder, "PHQ-9")
+        if total is None and (obs.valueInteger is not None or obs.valueQuantity is not None
+                              or obs.valueString is not None
+                              or obs.valueCodeableConcept is not None):
+            total = self.total(entry, obs, "PHQ-9")
+        usable = {i: v for i, v in values.items() if v == int(v) and 0 <= v <= 3}
+        items = [int(usable[i]) for i in range(1, 10)] if len(usable) == 9 else None
+        if items is not None and total is None:
+            total = float(sum(items))
+        elif values and items is None:
+            self.note("items_incomplete", f"PHQ-9 with {len(usable)} of 9 usable items: no "
+                      "total from them; the items given are kept for the item alerts (item 9)",
                       entry.label)
-            return
-        self.add_rating(entry, Scale.phq9, when, total, items)
+        kept = False
+        if total is None:
+            self.note("no_value", "PHQ-9 panel without a total or all nine items: no total "
+                      "read", entry.label)
+        else:
+            kept = self.add_rating(entry, Scale.phq9, when, total, items)
+        if values and (items is None or not kept):
+            self.keep_items(entry, when, values)
 
     def add_rating(self, entry: _Entry, scale: Scale, when: date, total: float,
-                   items: list[int] | None) -> None:
+                   items: list[int] | None) -> bool:
+        """Keep a reading (False when its total is unusable)."""
         spec = self.k.scales.get(scale.value)
         if spec is not None and not spec.min <= total <= spec.max:
-            self.note("value_out_of_range", f"{scale.value} total outside "
+            self.note("value_out_of_range", f"{scale.value} total {total:g} outside "
                       f"{spec.min:g}-{spec.max:g}: not used", entry.label)
-            return
-        if items is not None and any(not 0 <= i <= 3 for i in items):
-            self.note("items_out_of_range", "PHQ-9 item outside 0-3: items not kept",
-                      entry.label)
-            items = None
+            return False
         for reading, _ in self.ratings:
             if reading.scale == scale and reading.date == when and reading.total == total:
                 if items is not None and reading.items is None:
                     self.ratings = [(r, w) for r, w in self.ratings if r is not reading]
                     break
-                return
+                return True
         self.ratings.append((RatingReading(scale=scale, date=when, total=total, items=items),
                              entry.ref))
+        return True
 
     # ---- assembling the patient -----------------------------------------------------------
     def courses(self) -> tuple[list[ECTCourse], list[TreatmentCourse]]:
@@ -1023,8 +1150,9 @@ class _Reader:
             if first_record is None:
                 raise InputError(self.name, "no MDD Condition and no treatment or rating of "
                                  "depression: nothing to assess")
-            self.note("no_mdd_condition", "no active or past MDD Condition (SNOMED 370143000 "
-                      "or ICD-10-CM F32/F33): the episode is taken to start at the first "
+            self.note("no_mdd_condition", "no active or past MDD Condition (VSAC Major "
+                      "Depression Including Remission, SNOMED 370143000, ICD-10-CM or ICD-10 "
+                      "F32/F33): the episode is taken to start at the first "
                       f"treatment or rating ({first_record.isoformat()}), severity unknown",
                       self.name)
             found.append(Episode(onset=first_record))
@@ -1034,7 +1162,8 @@ class _Reader:
     def build(self, patient_entry: _Entry | None) -> FhirRead:
         ect, other = self.courses()
         dated = [r.start for r in self.regimens] + [c.start for c in ect] + [
-            c.start for c in other] + [r.date for r, _ in self.ratings]
+            c.start for c in other] + [r.date for r, _ in self.ratings] + [
+            i.date for i in self.item_readings]
         episodes = self.episodes(min(dated) if dated else None)
 
         def home(start: date) -> int:
@@ -1056,17 +1185,30 @@ class _Reader:
             courses.setdefault(home(t.start), []).append(t)
         for reading, _ in sorted(self.ratings, key=lambda x: x[0].date):
             ratings.setdefault(home(reading.date), []).append(reading)
+        answers: dict[int, list[ItemReading]] = {}
+        for answer in sorted(self.item_readings, key=lambda x: (x.date, x.item)):
+            answers.setdefault(home(answer.date), []).append(answer)
         episodes = [e.model_copy(update={
             "medications": meds.get(i, []), "ect": ects.get(i, []),
-            "courses": courses.get(i, []), "ratings": ratings.get(i, [])})
+            "courses": courses.get(i, []), "ratings": ratings.get(i, []),
+            "item_readings": answers.get(i, [])})
             for i, e in enumerate(episodes)]
-        birth = sex = None
+        birth = sex = death = None
+        deceased = False
         if patient_entry is not None:
             res = patient_entry.obj
             birth = self.day(patient_entry, "birthDate", res.birthDate)
             sex = {"female": Sex.female, "male": Sex.male, "other": Sex.other}.get(
                 res.gender or "", Sex.unknown)
+            death = self.day(patient_entry, "deceasedDateTime", res.deceasedDateTime)
+            deceased = death is not None or bool(res.deceasedBoolean)
+            if death is not None and birth is not None and death < birth:
+                raise self.fail(patient_entry, "deceasedDateTime", f"{death.isoformat()} is "
+                                f"before birthDate {birth.isoformat()}")
+            if deceased:
+                self.sources.setdefault("deceased", []).append(patient_entry.ref)
         patient = Patient(id=self.pid, birth_date=birth, sex=sex or Sex.unknown,
+                          death_date=death, deceased=deceased,
                           flags=sorted(self.flags), episodes=episodes)
         return FhirRead(patient=patient, notices=self.notices(), sources=self.sources)
 
