@@ -186,3 +186,37 @@ def test_missing_or_empty_vocabulary_tables_are_named(tmp_path: Path) -> None:
         text = "\n".join(summary.warnings)
         assert "concept_ancestor: missing or empty" in text and "SNOMED descendants" in text
         assert "drug_strength: missing or empty: no dose is known" in text
+
+
+def _recode(tables: dict[str, pa.Table], codes: list[tuple[int, str, str]]) -> None:
+    """Concept rows (id, vocabulary, code) added; the persons' condition rows recoded: person 1's
+    MDD diagnosis to the first concept, person 2's to the second; person 3 also gets the third
+    concept (a flag) on the day of their MDD diagnosis."""
+    concept = tables["concept"]
+    extra = pa.Table.from_pylist([
+        {"concept_id": cid, "concept_name": f"{vocab} {code}", "domain_id": "Condition",
+         "vocabulary_id": vocab, "concept_class_id": "Clinical Finding", "concept_code": code}
+        for cid, vocab, code in codes], schema=concept.schema)
+    tables["concept"] = pa.concat_tables([concept, extra])
+    co = tables["condition_occurrence"].to_pylist()
+    for row in co:
+        if row["person_id"] in (1, 2):
+            row["condition_concept_id"] = codes[row["person_id"] - 1][0]
+    flag = next(r for r in co if r["person_id"] == 3)
+    co.append({**flag, "condition_occurrence_id": 999, "condition_concept_id": codes[2][0]})
+    tables["condition_occurrence"] = pa.Table.from_pylist(
+        co, schema=tables["condition_occurrence"].schema)
+
+
+def test_diagnoses_recognised_by_published_value_sets(tmp_path: Path) -> None:
+    """SNOMED 191611001 (recurrent major depressive episodes, moderate) and ICD-10-CM F33.1,
+    found through `concept` by the depression eCQMs' Major Depression value set, are MDD
+    diagnoses; SNOMED 10981006 (bipolar I) sets the bipolar flag. Without the value sets the
+    first two persons would have no MDD diagnosis."""
+    codes = [(2_100_000_001, "SNOMED", "191611001"), (2_100_000_002, "ICD10CM", "F33.1"),
+             (2_100_000_003, "SNOMED", "10981006")]
+    url = _database(tmp_path / "vs.duckdb", [_sertraline(i) for i in (1, 2, 3)],
+                    lambda t: _recode(t, codes))
+    got = _every_path(url, "claims")
+    assert set(got) == {1, 2, 3}
+    assert got[3]["bipolar"] and not got[1]["bipolar"]

@@ -318,6 +318,27 @@ def formulary_ingredients(knowledge: Knowledge | None = None) -> dict[int, list[
     return out
 
 
+# Published value sets (knowledge/data/value_sets.yaml) -> the concept set whose ids they add to
+VALUE_SET_TARGET = {"mdd": "mdd", "flag:bipolar_features": "bipolar",
+                    "flag:psychotic_disorder": "psychosis"}
+OMOP_VOCABULARY = {"snomed": "SNOMED", "icd10cm": "ICD10CM"}
+
+
+def concept_set_codes(name: str, cs: Any) -> list[tuple[str, str]]:
+    """The (vocabulary_id, concept_code) pairs a concept set is resolved from through the
+    `concept` table: its own `codes`, and for the diagnosis sets every code of the published
+    value sets that mean the same (the depression eCQMs' Major Depression, bipolar and psychosis
+    value sets, SNOMED CT and ICD-10-CM), as the FHIR reader matches them."""
+    from trdstage.knowledge.value_sets import load_value_sets
+
+    pairs = {(c.vocabulary, c.code) for c in cs.codes}
+    for value_set in load_value_sets().values():
+        if VALUE_SET_TARGET.get(value_set.means) == name:
+            for system, codes in value_set.codes.items():
+                pairs.update((OMOP_VOCABULARY[system], code) for code in codes)
+    return sorted(pairs)
+
+
 def resolve_concepts(source: OmopSource, spec: OmopSpec | None = None,
                      knowledge: Knowledge | None = None) -> Concepts:
     """Drug concepts -> formulary ingredients and the concept sets, through the vocabulary
@@ -335,15 +356,21 @@ def resolve_concepts(source: OmopSource, spec: OmopSpec | None = None,
                 if dc not in drugs.setdefault(d, []):
                     drugs[d].append(dc)
     concept = source.tables.get("concept")
+    wanted = {name: concept_set_codes(name, cs) for name, cs in spec.concept_sets.items()}
+    found: dict[tuple[str, str], set[int]] = {}
+    every = sorted({code for pairs in wanted.values() for _, code in pairs})
+    if every and concept is not None:  # one query for every code of every set
+        rows = concept.filter(concept.concept_code.isin(every) & concept.concept_id.notnull()
+                              ).select("vocabulary_id", "concept_code", "concept_id"
+                                       ).to_pyarrow().to_pylist()
+        for r in rows:
+            found.setdefault((r["vocabulary_id"], r["concept_code"]), set()).add(
+                int(r["concept_id"]))
     sets: dict[str, set[int]] = {}
     for name, cs in spec.concept_sets.items():
         ids = set(cs.concepts)
-        if cs.codes and concept is not None:
-            for code in cs.codes:
-                found = concept.filter((concept.vocabulary_id == code.vocabulary)
-                                       & (concept.concept_code == code.code)).select(
-                    "concept_id").to_pyarrow().column(0).to_pylist()
-                ids.update(int(x) for x in found)
+        for pair in wanted[name]:
+            ids.update(found.get(pair, ()))
         excluded = set(cs.exclude)
         if cs.descendants and ancestor is not None and (ids or excluded):
             rows = ancestor.filter(ancestor.ancestor_concept_id.isin(list(ids | excluded))).select(

@@ -46,6 +46,7 @@ from trdstage.adapters.omop import (
     Concepts,
     DrugConcept,
     check_columns,
+    concept_set_codes,
     formulary_ingredients,
     redact_url,
 )
@@ -356,10 +357,11 @@ def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
     drugs: dict[int, list[DrugConcept]] = {cid: list(v) for cid, v in by_ingredient.items()}
     con = source.con
     codes: dict[tuple[str, str], list[int]] = {}
+    wanted = {name: concept_set_codes(name, cs) for name, cs in spec.concept_sets.items()}
     if source.has("concept"):
-        for cs in spec.concept_sets.values():
-            for code in cs.codes:
-                codes[(code.vocabulary, code.code)] = []
+        for pairs in wanted.values():
+            for pair in pairs:
+                codes[pair] = []
     with _Lookups(con) as lookups:
         if codes:
             lookups.add("trdstage_codes", {"vocabulary": "VARCHAR", "code": "VARCHAR"}, codes)
@@ -374,8 +376,8 @@ def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
         start: dict[str, tuple[set[int], set[int]]] = {}
         for name, cs in spec.concept_sets.items():
             ids = set(cs.concepts)
-            for code in cs.codes:
-                ids.update(codes.get((code.vocabulary, code.code), []))
+            for pair in wanted[name]:
+                ids.update(codes.get(pair, []))
             start[name] = (ids, set(cs.exclude))
 
         # (ancestor, descendant) rows in the table's order (the order resolve_concepts reads)

@@ -34,6 +34,7 @@ AUDITED = {
 }
 KINDS = ("no person_id", "no date", "no concept", "concept 0 (unmapped)",
          "dated after the as-of date")
+NO_VALUE = "PHQ-9 total without value_as_number"  # (observation; ETL-Synthea writes them)
 VOCABULARY_EFFECT = {
     "concept_ancestor": "drug products are not rolled up to their ingredients (only a "
                         "drug_concept_id equal to a formulary ingredient is recognised) and "
@@ -68,7 +69,8 @@ class Audit:
                            f"are dated after the as-of date {as_of.isoformat()} and were not "
                            "read; if the database's dates are shifted into the future (as "
                            "MIMIC-IV's are), choose an --as-of after them")
-            unusable = sum(n for k, n in kinds.items() if k != "dated after the as-of date")
+            unusable = sum(n for k, n in kinds.items()
+                           if k not in ("dated after the as-of date", NO_VALUE))
             if unusable > MOST * total:
                 out.append(f"{table}: {unusable:,} of {total:,} rows "
                            f"({100 * unusable / total:.0f} %) have no person, date or mapped "
@@ -114,8 +116,15 @@ def _persons_sql(view: str, as_of: date, rules: Rules) -> str:
             f"(y IS NULL OR y NOT BETWEEN {first:d} AND {last:d})) FROM c")
 
 
-def audit_duckdb(source: Any, as_of: date, rules: Rules) -> Audit:
-    """The counts on a `duckdb_native.DuckSource` (its views read the tables as they are)."""
+def _no_value_sql(view: str, phq9: list[int]) -> str:
+    ids = ", ".join(f"{int(i):d}" for i in phq9)
+    return (f"SELECT count(*) FROM {view} WHERE observation_concept_id IN ({ids}) "  # noqa: S608
+            "AND value_as_number IS NULL")
+
+
+def audit_duckdb(source: Any, as_of: date, rules: Rules, phq9: list[int]) -> Audit:
+    """The counts on a `duckdb_native.DuckSource` (its views read the tables as they are);
+    `phq9`: the PHQ-9 total concept ids."""
     audit = Audit()
     for table, (date_col, concept_col) in AUDITED.items():
         if not source.has(table):
@@ -124,6 +133,9 @@ def audit_duckdb(source: Any, as_of: date, rules: Rules) -> Audit:
                                             as_of)).fetchone()
         audit.rows[table] = int(got[0])
         audit.left_out[table] = dict(zip(KINDS, map(int, got[1:]), strict=True))
+    if source.has("observation") and phq9:
+        audit.left_out["observation"][NO_VALUE] = int(source.con.execute(
+            _no_value_sql(source.view("observation"), phq9)).fetchone()[0])
     dup, bad = source.con.execute(_persons_sql(source.view("person"), as_of, rules)).fetchone()
     audit.persons = {DUPLICATE_PERSON: int(dup), IMPOSSIBLE_BIRTH: int(bad)}
     for name in VOCABULARY_EFFECT:
@@ -133,7 +145,7 @@ def audit_duckdb(source: Any, as_of: date, rules: Rules) -> Audit:
     return audit
 
 
-def audit_ibis(tables: dict[str, Any], as_of: date, rules: Rules) -> Audit:
+def audit_ibis(tables: dict[str, Any], as_of: date, rules: Rules, phq9: list[int]) -> Audit:
     """The same counts through Ibis (`OmopSource.tables`, read before the person filter)."""
     import ibis
 
@@ -150,6 +162,11 @@ def audit_ibis(tables: dict[str, Any], as_of: date, rules: Rules) -> Audit:
         ).to_pyarrow().to_pylist()[0]
         audit.rows[table] = int(got["rows"])
         audit.left_out[table] = dict(zip(KINDS, (int(got[x]) for x in "abcze"), strict=True))
+    ob = tables.get("observation")
+    if ob is not None and phq9:
+        audit.left_out["observation"][NO_VALUE] = int(ob.filter(
+            ob.observation_concept_id.isin(phq9) & ob.value_as_number.isnull()
+        ).count().to_pyarrow().as_py())
     first, last = birth_years(as_of, rules)
     p = tables["person"]
     p = p.filter(p.person_id.notnull())

@@ -294,17 +294,17 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
 
         duck = open_duckdb(url, spec)
         label = duck.label
-        audit = audit_duckdb(duck, as_of, spec.rules)
         clock["open"] = time.perf_counter() - t0
         say("resolving concepts (ingredients, concept sets)")
         concepts = resolve_concepts_duckdb(duck, spec)
+        audit = audit_duckdb(duck, as_of, spec.rules, sorted(concepts.sets["phq9_total"]))
     else:
         opened = source or open_omop(url, spec)
         label = opened.label
-        audit = audit_ibis(opened.tables, as_of, spec.rules)
         clock["open"] = time.perf_counter() - t0
         say("resolving concepts (ingredients, concept sets)")
         concepts = resolve_concepts(opened, spec)
+        audit = audit_ibis(opened.tables, as_of, spec.rules, sorted(concepts.sets["phq9_total"]))
     clock["concepts"] = time.perf_counter() - t0 - clock["open"]
     say("staging every person")
     t1 = time.perf_counter()
