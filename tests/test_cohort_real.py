@@ -220,3 +220,34 @@ def test_diagnoses_recognised_by_published_value_sets(tmp_path: Path) -> None:
     got = _every_path(url, "claims")
     assert set(got) == {1, 2, 3}
     assert got[3]["bipolar"] and not got[1]["bipolar"]
+
+
+def test_the_death_table_flags_the_person_and_ends_the_per_person_history(
+        tmp_path: Path) -> None:
+    """Person 1 died on 2024-02-20, during their sertraline trial; person 2 dies after the
+    as-of date (not deceased as of it)."""
+    from trdstage.adapters.omop import open_omop, read_patient
+    from trdstage.cohort.cdm_ddl import official_schema
+    from trdstage.engine import assess
+
+    def edit(t: dict[str, pa.Table]) -> None:
+        t["death"] = pa.Table.from_pylist(
+            [{"person_id": 1, "death_date": date(2024, 2, 20)},
+             {"person_id": 2, "death_date": date(2026, 6, 1)}],
+            schema=pa.schema([official_schema("death").field(n) for n in
+                              ("person_id", "death_date")]))
+
+    url = _database(tmp_path / "death.duckdb", [_sertraline(1), _sertraline(2)], edit)
+    for engine in ("scan", "expression"):
+        table, summary = run.stage_cohort(url, AS_OF, load_policy("claims"), engine=engine)
+        died = dict(zip(table["person_id"].to_pylist(), table["death_date"].to_pylist(),
+                        strict=True))
+        assert died == {1: date(2024, 2, 20), 2: None}
+        assert any("1 persons staged died on or before the as-of date" in w
+                   for w in summary.warnings)
+    patient = read_patient(open_omop(url), 1, AS_OF).patient
+    assert patient is not None and patient.death_date == date(2024, 2, 20)
+    result = assess(patient, as_of=AS_OF, policy="claims")
+    assert result.deceased and result.trials[0].end == date(2024, 2, 20)
+    alive = read_patient(open_omop(url), 2, AS_OF).patient
+    assert alive is not None and alive.death_date is None

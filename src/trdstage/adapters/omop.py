@@ -395,6 +395,7 @@ class PersonRows:
     observation: list[dict[str, Any]]
     strength: dict[tuple[int, int], list[tuple[float, int]]]  # (drug, ingr.) -> (amount, unit)
     person_rows: int = 1  # rows of the person table with this person_id
+    death: list[dict[str, Any]] = field(default_factory=list)  # rows of the death table
 
 
 def read_person(source: OmopSource, person_id: int) -> PersonRows:
@@ -421,7 +422,7 @@ def read_person(source: OmopSource, person_id: int) -> PersonRows:
                 (float(r["amount_value"]), int(r["amount_unit_concept_id"])))
     return PersonRows(person[0] if person else None, drugs, rows("condition_occurrence"),
                       rows("procedure_occurrence"), rows("observation"),
-                      strength, person_rows=len(person))
+                      strength, person_rows=len(person), death=rows("death"))
 
 
 @dataclass
@@ -667,7 +668,9 @@ def patient_from_rows(
             id=f"episode {i + 1}", onset=onset, end=last if ended else None,
             severity=severity, medications=meds.get(i, []), ect=ect.get(i, []),
             courses=other.get(i, []), ratings=ratings.get(i, [])))
-    patient = Patient(id=str(pid), sex=sex, flags=flags, episodes=episodes)
+    died = [d for d in (r.get("death_date") for r in rows.death) if d is not None and d <= as_of]
+    patient = Patient(id=str(pid), sex=sex, flags=flags, episodes=episodes,
+                      death_date=min(died) if died else None)
     return AdapterResult(patient, None, excl, n_episodes=len(episodes))
 
 

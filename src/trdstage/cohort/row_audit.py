@@ -182,5 +182,42 @@ def audit_ibis(tables: dict[str, Any], as_of: date, rules: Rules, phq9: list[int
     return audit
 
 
+DEATH_FIELD = ("death_date", "date32")
+
+
+def deaths_duckdb(source: Any, as_of: date) -> Any:
+    """person_id -> earliest death_date on or before the as-of date (an Arrow table)."""
+    day = f"DATE '{as_of.isoformat()}'"
+    return source.con.sql(
+        f"SELECT person_id, min(death_date) AS death_date FROM {source.view('death')} "  # noqa: S608
+        f"WHERE person_id IS NOT NULL AND death_date <= {day} GROUP BY person_id"
+    ).to_arrow_table()
+
+
+def deaths_ibis(tables: dict[str, Any], as_of: date) -> Any:
+    import ibis
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    death = tables.get("death")
+    if death is None:
+        return pa.table({"person_id": pa.array([], pa.int64()),
+                         "death_date": pa.array([], pa.date32())})
+    death = death.filter(death.person_id.notnull()
+                         & (death.death_date <= ibis.date(as_of.isoformat())))
+    return death.group_by("person_id").aggregate(death_date=death.death_date.min()).to_pyarrow()
+
+
+def with_death(table: Any, deaths: Any) -> Any:
+    """The results with a `death_date` column: the person's death on or before the as-of date,
+    null for the living (the cohort engines stage everyone as of the as-of date)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    at = pc.index_in(table["person_id"], value_set=deaths["person_id"].combine_chunks())
+    dates = pc.take(deaths["death_date"].combine_chunks().cast(pa.date32()), at)
+    return table.append_column(pa.field("death_date", pa.date32()), dates)
+
+
 __all__ = ["AUDITED", "DUPLICATE_PERSON", "IMPOSSIBLE_BIRTH", "Audit", "audit_duckdb",
-           "audit_ibis", "plausible_persons_ibis", "plausible_persons_sql"]
+           "audit_ibis", "deaths_duckdb", "deaths_ibis", "plausible_persons_ibis",
+           "plausible_persons_sql", "with_death"]
