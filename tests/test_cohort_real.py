@@ -251,3 +251,42 @@ def test_the_death_table_flags_the_person_and_ends_the_per_person_history(
     assert result.deceased and result.trials[0].end == date(2024, 2, 20)
     alive = read_patient(open_omop(url), 2, AS_OF).patient
     assert alive is not None and alive.death_date is None
+
+
+def test_a_positive_phq9_item_9_reaches_the_alert_and_the_cohort(tmp_path: Path) -> None:
+    """An OMOP observation of PHQ-9 item 9 (LOINC 44260-8, found through `concept`) with a
+    value above 0 raises the urgent alert on the per-person path, and the cohort results carry
+    its date (phq9_item9_positive) with a warning; an answer of 0 does neither."""
+    from trdstage.adapters.omop import open_omop, read_patient
+    from trdstage.advice import advise
+    from trdstage.cohort.vocab import vocabulary
+    from trdstage.engine import assess
+
+    item9 = vocabulary().procedure_codes[("LOINC", "44260-8")]
+
+    def edit(t: dict[str, pa.Table]) -> None:
+        obs = t["observation"]
+        extra = pa.Table.from_pylist([
+            {"observation_id": 800, "person_id": 1, "observation_concept_id": item9,
+             "observation_date": date(2024, 3, 1), "value_as_number": 2.0,
+             "observation_type_concept_id": 0},
+            {"observation_id": 801, "person_id": 2, "observation_concept_id": item9,
+             "observation_date": date(2024, 3, 1), "value_as_number": 0.0,
+             "observation_type_concept_id": 0}], schema=obs.schema)
+        t["observation"] = pa.concat_tables([obs, extra])
+
+    url = _database(tmp_path / "item9.duckdb", [_sertraline(1), _sertraline(2)], edit)
+    _every_path(url, "claims")  # staging itself does not read item answers
+    for engine in ("scan", "expression"):
+        table, summary = run.stage_cohort(url, AS_OF, load_policy("claims"), engine=engine)
+        got = dict(zip(table["person_id"].to_pylist(),
+                       table["phq9_item9_positive"].to_pylist(), strict=True))
+        assert got == {1: date(2024, 3, 1), 2: None}
+        assert any("1 persons staged answered PHQ-9 item 9" in w for w in summary.warnings)
+    source = open_omop(url)
+    for pid, alerted in ((1, True), (2, False)):
+        patient = read_patient(source, pid, AS_OF).patient
+        assert patient is not None
+        alerts = [a for a in advise(patient, assess(patient, as_of=AS_OF)).alerts
+                  if a.code == "phq9_item9_positive"]
+        assert bool(alerts) is alerted

@@ -518,6 +518,7 @@ def patient_from_rows(
         DoseStep,
         ECTCourse,
         Episode,
+        ItemReading,
         MedicationRegimen,
         Patient,
         RatingReading,
@@ -591,10 +592,19 @@ def patient_from_rows(
         else:
             islands.append([s, e])
 
-    # ratings
+    # ratings, and PHQ-9 item 9 answers (the self-harm alert reads them; staging does not)
     readings: list[tuple[date, int, float]] = []
+    item9: list[tuple[date, int]] = []
+    item9_ids = concepts.sets.get("phq9_item9", set())
     for r in rows.observation:
         d, cid, v = r["observation_date"], r["observation_concept_id"], r["value_as_number"]
+        if d is not None and cid is not None and int(cid) in item9_ids and d <= as_of \
+                and v is not None:
+            if v in (0, 1, 2, 3):
+                item9.append((d, int(v)))
+            else:
+                excl.add("observation: PHQ-9 item 9 value out of range (0-3)")
+            continue
         if d is None or cid is None or int(cid) not in concepts.sets["phq9_total"] or d > as_of:
             continue
         if v is None:
@@ -653,6 +663,10 @@ def patient_from_rows(
     for d, _, v in readings:
         ratings.setdefault(episode_of(d), []).append(
             RatingReading(scale=Scale.phq9, date=d, total=v))
+    items: dict[int, list[ItemReading]] = {}
+    for d, score in sorted(item9):
+        items.setdefault(episode_of(d), []).append(
+            ItemReading(scale=Scale.phq9, date=d, item=9, score=score))
 
     flags = sorted(FLAG_OF_SET[name] for name in FLAG_OF_SET if conditions.get(name))
     episodes = []
@@ -667,7 +681,8 @@ def patient_from_rows(
         episodes.append(Episode(
             id=f"episode {i + 1}", onset=onset, end=last if ended else None,
             severity=severity, medications=meds.get(i, []), ect=ect.get(i, []),
-            courses=other.get(i, []), ratings=ratings.get(i, [])))
+            courses=other.get(i, []), ratings=ratings.get(i, []),
+            item_readings=items.get(i, [])))
     died = [d for d in (r.get("death_date") for r in rows.death) if d is not None and d <= as_of]
     patient = Patient(id=str(pid), sex=sex, flags=flags, episodes=episodes,
                       death_date=min(died) if died else None)

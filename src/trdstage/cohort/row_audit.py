@@ -182,7 +182,40 @@ def audit_ibis(tables: dict[str, Any], as_of: date, rules: Rules, phq9: list[int
     return audit
 
 
-DEATH_FIELD = ("death_date", "date32")
+ITEM9_COLUMN = "phq9_item9_positive"
+
+
+def _item9_above() -> int:
+    from trdstage.knowledge.advice_schema import load_advice_knowledge
+
+    rule = next(r for r in load_advice_knowledge().monitoring.item_alerts
+                if r.scale == "PHQ-9" and r.item == 9)
+    return int(rule.above)
+
+
+def item9_duckdb(source: Any, ids: list[int], as_of: date) -> Any:
+    """person_id -> date of the latest PHQ-9 item 9 answer above the alert's threshold
+    (monitoring.yaml `item_alerts`) on or before the as-of date."""
+    day = f"DATE '{as_of.isoformat()}'"
+    keep = ", ".join(f"{int(i):d}" for i in ids) or "NULL"
+    return source.con.sql(
+        f"SELECT person_id, max(observation_date) AS d FROM {source.view('observation')} "  # noqa: S608
+        f"WHERE person_id IS NOT NULL AND observation_concept_id IN ({keep}) "
+        f"AND observation_date <= {day} AND value_as_number > {_item9_above():d} "
+        "AND value_as_number <= 3 GROUP BY person_id").to_arrow_table()
+
+
+def item9_ibis(tables: dict[str, Any], ids: list[int], as_of: date) -> Any:
+    import ibis
+    import pyarrow as pa
+
+    ob = tables.get("observation")
+    if ob is None or not ids:
+        return pa.table({"person_id": pa.array([], pa.int64()), "d": pa.array([], pa.date32())})
+    ob = ob.filter(ob.person_id.notnull() & ob.observation_concept_id.isin(ids)
+                   & (ob.observation_date <= ibis.date(as_of.isoformat()))
+                   & (ob.value_as_number > _item9_above()) & (ob.value_as_number <= 3))
+    return ob.group_by("person_id").aggregate(d=ob.observation_date.max()).to_pyarrow()
 
 
 def deaths_duckdb(source: Any, as_of: date) -> Any:
@@ -207,17 +240,22 @@ def deaths_ibis(tables: dict[str, Any], as_of: date) -> Any:
     return death.group_by("person_id").aggregate(death_date=death.death_date.min()).to_pyarrow()
 
 
-def with_death(table: Any, deaths: Any) -> Any:
-    """The results with a `death_date` column: the person's death on or before the as-of date,
-    null for the living (the cohort engines stage everyone as of the as-of date)."""
+def with_dates(table: Any, deaths: Any, item9: Any) -> Any:
+    """The results with two date columns the run adds: `death_date` (the person's death on or
+    before the as-of date, null for the living; the cohort engines stage everyone as of the
+    as-of date) and `phq9_item9_positive` (the latest PHQ-9 item 9 answer that raises the
+    self-harm alert, null for none)."""
     import pyarrow as pa
     import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-    at = pc.index_in(table["person_id"], value_set=deaths["person_id"].combine_chunks())
-    dates = pc.take(deaths["death_date"].combine_chunks().cast(pa.date32()), at)
-    return table.append_column(pa.field("death_date", pa.date32()), dates)
+    for name, lookup, column in (("death_date", deaths, "death_date"),
+                                 (ITEM9_COLUMN, item9, "d")):
+        at = pc.index_in(table["person_id"], value_set=lookup["person_id"].combine_chunks())
+        dates = pc.take(lookup[column].combine_chunks().cast(pa.date32()), at)
+        table = table.append_column(pa.field(name, pa.date32()), dates)
+    return table
 
 
 __all__ = ["AUDITED", "DUPLICATE_PERSON", "IMPOSSIBLE_BIRTH", "Audit", "audit_duckdb",
-           "audit_ibis", "deaths_duckdb", "deaths_ibis", "plausible_persons_ibis",
-           "plausible_persons_sql", "with_death"]
+           "audit_ibis", "deaths_duckdb", "deaths_ibis", "item9_duckdb", "item9_ibis",
+           "plausible_persons_ibis", "plausible_persons_sql", "with_dates"]

@@ -23,7 +23,9 @@ from trdstage.cohort.row_audit import (
     audit_ibis,
     deaths_duckdb,
     deaths_ibis,
-    with_death,
+    item9_duckdb,
+    item9_ibis,
+    with_dates,
 )
 from trdstage.cohort.rules import check_policy
 from trdstage.cohort.scan import OUTPUT_SCHEMA, stage_scan
@@ -31,8 +33,9 @@ from trdstage.domain import Policy
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
 RESULTS_TABLE = "trdstage_cohort"
-# the engines' columns, and the death_date the run adds (`row_audit.with_death`)
-RESULTS_SCHEMA = OUTPUT_SCHEMA.append(pa.field("death_date", pa.date32()))
+# the engines' columns, and the two dates the run adds (`row_audit.with_dates`)
+RESULTS_SCHEMA = OUTPUT_SCHEMA.append(pa.field("death_date", pa.date32())).append(
+    pa.field("phq9_item9_positive", pa.date32()))
 # Parquet column statistics (min and max per row group) only where a reader skips row groups by
 # them: the person. On every column they cost a fifth of the writing's CPU (about 0.04 s at 1M
 # persons) and skip nothing: each row group holds a range of persons, with every stage in it.
@@ -307,6 +310,7 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
         concepts = resolve_concepts_duckdb(duck, spec)
         audit = audit_duckdb(duck, as_of, spec.rules, sorted(concepts.sets["phq9_total"]))
         deaths = deaths_duckdb(duck, as_of)
+        item9 = item9_duckdb(duck, sorted(concepts.sets.get("phq9_item9", ())), as_of)
     else:
         opened = source or open_omop(url, spec)
         label = opened.label
@@ -315,6 +319,7 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
         concepts = resolve_concepts(opened, spec)
         audit = audit_ibis(opened.tables, as_of, spec.rules, sorted(concepts.sets["phq9_total"]))
         deaths = deaths_ibis(opened.tables, as_of)
+        item9 = item9_ibis(opened.tables, sorted(concepts.sets.get("phq9_item9", ())), as_of)
     clock["concepts"] = time.perf_counter() - t0 - clock["open"]
     say("staging every person")
     t1 = time.perf_counter()
@@ -333,7 +338,7 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
         def on_table(part: pa.Table) -> None:
             assert write_part is not None  # noqa: S101 - passed only with a writer
             try:
-                write_part(with_death(part, deaths))
+                write_part(with_dates(part, deaths, item9))
             except Exception as exc:
                 unwritten.append(exc)
                 raise
@@ -368,7 +373,7 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
             raise InputError(label, f"the database could not be staged: {exc}") from exc
         closer.start()
         clock["stage"] = time.perf_counter() - t1
-        table = with_death(table, deaths).replace_schema_metadata(metadata)
+        table = with_dates(table, deaths, item9).replace_schema_metadata(metadata)
         staged = table.num_rows
         excluded: dict[str, int] = {k: v for k, v in audit.persons.items() if v}
         if spec.rules.require_mdd_diagnosis:
@@ -396,6 +401,12 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
             written.append(_write_schema(opened, url, results_schema, table))
     clock["write"] = time.perf_counter() - t2
     warnings = audit.warnings(as_of)
+    alerts = staged - int(table["phq9_item9_positive"].null_count)
+    if alerts:
+        warnings.append(f"{alerts:,} persons staged answered PHQ-9 item 9 (thoughts of being "
+                        "better off dead or of self-harm) above 0 (column phq9_item9_positive, "
+                        "the latest such answer): review them; `trdstage assess` raises the "
+                        "urgent alert")
     dead = staged - int(table["death_date"].null_count)
     if dead:
         warnings.append(f"{dead:,} persons staged died on or before the as-of date (column "

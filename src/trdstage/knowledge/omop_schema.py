@@ -110,7 +110,7 @@ class ReportSpec(KnowledgeModel):
     min_count_source: str
 
 
-SetName = Literal["phq9_total", "mdd", "bipolar", "psychosis", "ect", "rtms"]
+SetName = Literal["phq9_total", "mdd", "bipolar", "psychosis", "ect", "rtms", "phq9_item9"]
 
 
 class OmopSpec(KnowledgeModel):
