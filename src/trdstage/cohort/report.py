@@ -4,8 +4,9 @@ Every count shown (tables, bar labels, curve) is suppressed below `min_count` (d
 omop.yaml `report.min_count`): it reads "[s]", a bar is not drawn. Suppression is
 complementary (`cohort/disclosure.py`): where a suppressed count could be recovered from the
 totals, margins and other cells shown (by subtraction, or by bounds), further counts are hidden
-too, and read the same "[s]" (a reader cannot tell which hidden cells are small). Percentages of hidden cells are not shown either. The incidence curve rises only in
-steps of at least `min_count` events and stops where fewer persons remain at risk.
+too, and read the same "[s]" (a reader cannot tell which hidden cells are small).
+Percentages of hidden cells are not shown either. The incidence curve rises only in steps of at
+least `min_count` events and stops where fewer persons remain at risk.
 """
 
 from __future__ import annotations
@@ -400,7 +401,8 @@ text-align:right}}img{{max-width:100%}}.note{{color:#666;font-size:90%}}</style>
 <p>{n:,} persons staged (current episode) as of {html.escape(str(as_of)[:10])}, policy
 {html.escape(str(df.attrs.get("policy") or "?"))}; counts below {k} are hidden (shown as
 {HIDDEN_MARK}), and so are further counts wherever a hidden one could otherwise be recovered
-from the totals and margins shown. Generated {datetime.now().strftime('%Y-%m-%d %H:%M')} by trdstage.</p>
+from the totals and margins shown.
+Generated {datetime.now().strftime('%Y-%m-%d %H:%M')} by trdstage.</p>
 {''.join(sections)}
 <p class="note">Stages computed from recorded prescriptions, procedures and PHQ-9 scores under
 the rules in docs/cohort.md; they are research estimates, not clinical assessments.

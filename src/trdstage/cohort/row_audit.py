@@ -207,7 +207,7 @@ def item9_duckdb(source: Any, ids: list[int], as_of: date) -> Any:
 
 def item9_ibis(tables: dict[str, Any], ids: list[int], as_of: date) -> Any:
     import ibis
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped]
 
     ob = tables.get("observation")
     if ob is None or not ids:
@@ -229,7 +229,7 @@ def deaths_duckdb(source: Any, as_of: date) -> Any:
 
 def deaths_ibis(tables: dict[str, Any], as_of: date) -> Any:
     import ibis
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
 
     death = tables.get("death")
     if death is None:
