@@ -20,7 +20,13 @@ The rules (omop.yaml `rules`, documented in docs/cohort.md) that turn rows into 
   its first reading (`severity_from_phq9`);
 - ECT and rTMS procedure rows within `ect_course_gap_days` / `rtms_course_gap_days` form courses
   (sessions = rows, laterality unknown);
-- bipolar and psychosis diagnoses become the flags `bipolar_features` and `psychotic_disorder`.
+- bipolar and psychosis diagnoses become the flags `bipolar_features` and `psychotic_disorder`;
+  the diagnosis sets also take the concepts of the published value sets' codes
+  (`concept_set_codes`);
+- a quantity of 0 or NaN is unknown (ETL-Synthea writes 0); PHQ-9 item 9 answers (LOINC
+  44260-8) are kept as item readings for the self-harm alert; the earliest death on or before
+  the as-of date is the patient's `death_date`; a person_id on several person rows or with an
+  impossible year of birth is not read (`person_problem`).
 
 The per-person reference result is `engine.assess(patient, as_of, policy="claims")`; the cohort
 engine (trdstage.cohort) must give the same answers for everyone.
