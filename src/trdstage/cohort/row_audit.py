@@ -84,9 +84,11 @@ def plausible_persons_sql(select: str, as_of: date, rules: Rules) -> str:
     """The person rows of `select` (a SELECT over the person table) that are staged: one row
     per person_id, a plausible year of birth."""
     first, last = birth_years(as_of, rules)
-    return (f"SELECT * EXCLUDE (trdstage_rows) FROM (SELECT *, count(*) OVER "  # noqa: S608
-            f"(PARTITION BY person_id) AS trdstage_rows FROM ({select})) "
-            f"WHERE trdstage_rows = 1 AND year_of_birth BETWEEN {first:d} AND {last:d}")
+    # (an anti-join on the repeated ids: a hash aggregate, a tenth of a window's time)
+    return (f"SELECT * FROM ({select}) WHERE person_id IS NOT NULL "  # noqa: S608
+            f"AND year_of_birth BETWEEN {first:d} AND {last:d} AND person_id NOT IN "
+            f"(SELECT person_id FROM ({select}) WHERE person_id IS NOT NULL "
+            "GROUP BY person_id HAVING count(*) > 1)")
 
 
 def plausible_persons_ibis(person: Any, as_of: date, rules: Rules) -> Any:
@@ -95,7 +97,7 @@ def plausible_persons_ibis(person: Any, as_of: date, rules: Rules) -> Any:
     first, last = birth_years(as_of, rules)
     w = ibis.window(group_by="person_id")
     person = person.mutate(trdstage_rows=person.person_id.count().over(w))
-    return person.filter((person.trdstage_rows == 1)
+    return person.filter(person.person_id.notnull() & (person.trdstage_rows == 1)
                          & person.year_of_birth.between(first, last)).drop("trdstage_rows")
 
 
