@@ -78,6 +78,9 @@ class DuckSource:
     label: str
     tables: dict[str, str]
     missing_optional: list[str] = field(default_factory=list)
+    # the persons were checked (`row_audit.audit_duckdb`) and every one is staged: no person
+    # filter is needed (saves a pass over the person table); otherwise it is applied
+    persons_plausible: bool = False
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -599,7 +602,8 @@ def scan_inputs_duckdb(source: DuckSource, concepts: Concepts, as_of: date, poli
                      for cid in sorted(set().union(*sets.values()))])
         for statement in _SETTINGS_SQL:
             con.execute(statement)
-        people = _arrow(con, plausible_persons_sql(_PEOPLE_SQL, as_of, rules))
+        people = _arrow(con, _PEOPLE_SQL if source.persons_plausible
+                        else plausible_persons_sql(_PEOPLE_SQL, as_of, rules))
         diagnoses = {name: _arrow(con, _diagnoses_sql(name))
                      for name in ("mdd", "bipolar", "psychosis")}
         readings = None

@@ -103,11 +103,11 @@ def plausible_persons_ibis(person: Any, as_of: date, rules: Rules) -> Any:
 
 def _table_sql(view: str, date_col: str, concept_col: str, as_of: date) -> str:
     day = f"DATE '{as_of.isoformat()}'"
-    return (f"SELECT count(*), count(*) FILTER (WHERE person_id IS NULL), "  # noqa: S608
-            f"count(*) FILTER (WHERE {date_col} IS NULL), "
-            f"count(*) FILTER (WHERE {concept_col} IS NULL), "
-            f"count(*) FILTER (WHERE {concept_col} = 0), "
-            f"count(*) FILTER (WHERE {date_col} > {day}) FROM {view}")
+    # (count(column) and sums of casts: half the time of FILTER clauses)
+    return (f"SELECT count(*), count(*) - count(person_id), "  # noqa: S608
+            f"count(*) - count({date_col}), count(*) - count({concept_col}), "
+            f"coalesce(sum(CAST({concept_col} = 0 AS INTEGER)), 0), "
+            f"coalesce(sum(CAST({date_col} > {day} AS INTEGER)), 0) FROM {view}")
 
 
 def _persons_sql(view: str, as_of: date, rules: Rules) -> str:
@@ -138,8 +138,15 @@ def audit_duckdb(source: Any, as_of: date, rules: Rules, phq9: list[int]) -> Aud
     if source.has("observation") and phq9:
         audit.left_out["observation"][NO_VALUE] = int(source.con.execute(
             _no_value_sql(source.view("observation"), phq9)).fetchone()[0])
-    dup, bad = source.con.execute(_persons_sql(source.view("person"), as_of, rules)).fetchone()
+    first, last = birth_years(as_of, rules)
+    extra, odd = source.con.execute(  # a quick look first: usually nothing to find
+        f"SELECT count(*) - count(DISTINCT person_id), coalesce(sum(CAST("  # noqa: S608
+        f"year_of_birth IS NULL OR year_of_birth NOT BETWEEN {first:d} AND {last:d} "
+        f"AS INTEGER)), 0) FROM {source.view('person')}").fetchone()
+    dup, bad = (0, 0) if not (extra or odd) else source.con.execute(
+        _persons_sql(source.view("person"), as_of, rules)).fetchone()
     audit.persons = {DUPLICATE_PERSON: int(dup), IMPOSSIBLE_BIRTH: int(bad)}
+    source.persons_plausible = not (dup or bad)
     for name in VOCABULARY_EFFECT:
         if not source.has(name) or not source.con.execute(
                 f"SELECT EXISTS (SELECT 1 FROM {source.view(name)})").fetchone()[0]:  # noqa: S608
