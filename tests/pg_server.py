@@ -13,6 +13,7 @@ import glob
 import io
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -124,16 +125,35 @@ PG_TYPES = {
 }
 
 
+OFFICIAL_DDL = Path(__file__).parent / "fixtures" / "ohdsi" / "OMOPCDM_postgresql_5.4_ddl.sql"
+
+
+def official_ddl(schema: str) -> dict[str, str]:
+    """OHDSI's PostgreSQL DDL for the CDM 5.4: table -> its CREATE TABLE statement."""
+    text = OFFICIAL_DDL.read_text().replace("@cdmDatabaseSchema.", f'"{schema}".')
+    return {m.group(1): m.group(0) for m in re.finditer(
+        r'CREATE TABLE "\w+"\.(\w+) \(.*?\);', text, re.S)}
+
+
 def load_tables(server: PgServer, database: str, tables: dict[str, pa.Table],
                 schema: str = "public", types: str = "ibis") -> None:
-    """CREATE TABLE + COPY (CSV) for every table, then ANALYZE (as autovacuum would soon do)."""
-    mapping = PG_TYPES[types]
+    """CREATE TABLE + COPY (CSV) for every table, then ANALYZE (as autovacuum would soon do).
+    `types="ddl"`: each table created by OHDSI's official PostgreSQL DDL (its columns, types and
+    NOT NULL constraints), the rows brought to its columns first (`cdm_ddl.to_official`)."""
+    from trdstage.cohort.cdm_ddl import to_official
+
+    mapping = PG_TYPES.get(types, {})
+    ddl = official_ddl(schema) if types == "ddl" else {}
     with server.connect(database) as con:
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         con.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO reader')
         for name, table in tables.items():
-            cols = ", ".join(f'"{f.name}" {mapping[f.type]}' for f in table.schema)
-            con.execute(f'CREATE TABLE "{schema}"."{name}" ({cols})')
+            if ddl:
+                con.execute(ddl[name])
+                table = to_official(name, table)
+            else:
+                cols = ", ".join(f'"{f.name}" {mapping[f.type]}' for f in table.schema)
+                con.execute(f'CREATE TABLE "{schema}"."{name}" ({cols})')
             buffer = io.BytesIO()
             pacsv.write_csv(table, buffer)
             with con.cursor() as cur, cur.copy(

@@ -20,7 +20,13 @@ The rules (omop.yaml `rules`, documented in docs/cohort.md) that turn rows into 
   its first reading (`severity_from_phq9`);
 - ECT and rTMS procedure rows within `ect_course_gap_days` / `rtms_course_gap_days` form courses
   (sessions = rows, laterality unknown);
-- bipolar and psychosis diagnoses become the flags `bipolar_features` and `psychotic_disorder`.
+- bipolar and psychosis diagnoses become the flags `bipolar_features` and `psychotic_disorder`;
+  the diagnosis sets also take the concepts of the published value sets' codes
+  (`concept_set_codes`);
+- a quantity of 0 or NaN is unknown (ETL-Synthea writes 0); PHQ-9 item 9 answers (LOINC
+  44260-8) are kept as item readings for the self-harm alert; the earliest death on or before
+  the as-of date is the patient's `death_date`; a person_id on several person rows or with an
+  impossible year of birth is not read (`person_problem`).
 
 The per-person reference result is `engine.assess(patient, as_of, policy="claims")`; the cohort
 engine (trdstage.cohort) must give the same answers for everyone.
@@ -158,6 +164,10 @@ def check_tables(raw: Mapping[str, Any], label: str, spec: OmopSpec | None = Non
                 expr = expr.date()
             elif read.cast:
                 expr = expr.cast(read.type)
+            if not expr.type().nullable:
+                # NOT NULL in the DDL (OHDSI's declares the dates so): Ibis keeps nullability in
+                # a column's type and refuses a union of a NOT NULL column with a nullable one
+                expr = expr.cast(expr.type().copy(nullable=True))
             selected[read.name] = expr
         out[name] = table.select(**selected)
     return OmopSource(con=None, tables=out, label=label, missing_optional=missing_optional)
@@ -362,6 +372,27 @@ def _named_ingredient_rows(source: OmopSource, knowledge: Knowledge | None) -> l
     return [(int(r["concept_id"]), str(r["concept_name"])) for r in rows]
 
 
+# Published value sets (knowledge/data/value_sets.yaml) -> the concept set whose ids they add to
+VALUE_SET_TARGET = {"mdd": "mdd", "flag:bipolar_features": "bipolar",
+                    "flag:psychotic_disorder": "psychosis"}
+OMOP_VOCABULARY = {"snomed": "SNOMED", "icd10cm": "ICD10CM"}
+
+
+def concept_set_codes(name: str, cs: Any) -> list[tuple[str, str]]:
+    """The (vocabulary_id, concept_code) pairs a concept set is resolved from through the
+    `concept` table: its own `codes`, and for the diagnosis sets every code of the published
+    value sets that mean the same (the depression eCQMs' Major Depression, bipolar and psychosis
+    value sets, SNOMED CT and ICD-10-CM), as the FHIR reader matches them."""
+    from trdstage.knowledge.value_sets import load_value_sets
+
+    pairs = {(c.vocabulary, c.code) for c in cs.codes}
+    for value_set in load_value_sets().values():
+        if VALUE_SET_TARGET.get(value_set.means) == name:
+            for system, codes in value_set.codes.items():
+                pairs.update((OMOP_VOCABULARY[system], code) for code in codes)
+    return sorted(pairs)
+
+
 def resolve_concepts(source: OmopSource, spec: OmopSpec | None = None,
                      knowledge: Knowledge | None = None) -> Concepts:
     """Drug concepts -> formulary ingredients and the concept sets, through the vocabulary
@@ -381,15 +412,21 @@ def resolve_concepts(source: OmopSource, spec: OmopSpec | None = None,
                 if dc not in drugs.setdefault(d, []):
                     drugs[d].append(dc)
     concept = source.tables.get("concept")
+    wanted = {name: concept_set_codes(name, cs) for name, cs in spec.concept_sets.items()}
+    found: dict[tuple[str, str], set[int]] = {}
+    every = sorted({code for pairs in wanted.values() for _, code in pairs})
+    if every and concept is not None:  # one query for every code of every set
+        rows = concept.filter(concept.concept_code.isin(every) & concept.concept_id.notnull()
+                              ).select("vocabulary_id", "concept_code", "concept_id"
+                                       ).to_pyarrow().to_pylist()
+        for r in rows:
+            found.setdefault((r["vocabulary_id"], r["concept_code"]), set()).add(
+                int(r["concept_id"]))
     sets: dict[str, set[int]] = {}
     for name, cs in spec.concept_sets.items():
         ids = set(cs.concepts)
-        if cs.codes and concept is not None:
-            for code in cs.codes:
-                found = concept.filter((concept.vocabulary_id == code.vocabulary)
-                                       & (concept.concept_code == code.code)).select(
-                    "concept_id").to_pyarrow().column(0).to_pylist()
-                ids.update(int(x) for x in found)
+        for pair in wanted[name]:
+            ids.update(found.get(pair, ()))
         excluded = set(cs.exclude)
         if cs.descendants and ancestor is not None and (ids or excluded):
             rows = ancestor.filter(ancestor.ancestor_concept_id.isin(list(ids | excluded))).select(
@@ -433,6 +470,8 @@ class PersonRows:
     procedure_occurrence: list[dict[str, Any]]
     observation: list[dict[str, Any]]
     strength: dict[tuple[int, int], list[tuple[float, int]]]  # (drug, ingr.) -> (amount, unit)
+    person_rows: int = 1  # rows of the person table with this person_id
+    death: list[dict[str, Any]] = field(default_factory=list)  # rows of the death table
 
 
 def read_person(source: OmopSource, person_id: int) -> PersonRows:
@@ -459,7 +498,7 @@ def read_person(source: OmopSource, person_id: int) -> PersonRows:
                 (float(r["amount_value"]), int(r["amount_unit_concept_id"])))
     return PersonRows(person[0] if person else None, drugs, rows("condition_occurrence"),
                       rows("procedure_occurrence"), rows("observation"),
-                      strength)
+                      strength, person_rows=len(person), death=rows("death"))
 
 
 @dataclass
@@ -482,6 +521,28 @@ class AdapterResult:
     year_of_birth: int | None = None  # the person row's (the cohort's `age` column)
 
 
+DUPLICATE_PERSON = "duplicate person rows (person_id on more than one row)"
+IMPOSSIBLE_BIRTH = "impossible year of birth"
+
+
+def birth_years(as_of: date, rules: Any) -> tuple[int, int]:
+    """The plausible years of birth, first and last (omop.yaml `rules.max_age_years`)."""
+    return as_of.year - int(rules.max_age_years), as_of.year
+
+
+def person_problem(n_rows: int, year_of_birth: int | None, as_of: date,
+                   rules: Any) -> str | None:
+    """Why a person is not staged whatever their rows (the cohort engines apply the same rule,
+    `cohort/row_audit.py`): a person_id on several person rows, or a year of birth after the
+    as-of year or more than `max_age_years` before it."""
+    if n_rows > 1:
+        return DUPLICATE_PERSON
+    first, last = birth_years(as_of, rules)
+    if year_of_birth is None or not first <= year_of_birth <= last:
+        return IMPOSSIBLE_BIRTH
+    return None
+
+
 def row_end(start: date, end: date | None, days_supply: int | None, inclusive: bool) -> date:
     if end is not None:
         return end + timedelta(days=1) if inclusive else end
@@ -493,9 +554,11 @@ def row_end(start: date, end: date | None, days_supply: int | None, inclusive: b
 def unit_dose(amounts: list[tuple[float, int]] | None, factors: Mapping[int, float],
               quantity: float | None, days_supply: int | None) -> float | None:
     """amount (mg) x quantity / days_supply, or None when any part is missing; several strength
-    rows for one drug and ingredient: the largest amount."""
+    rows for one drug and ingredient: the largest amount. A quantity of 0 (or not a number) is
+    unknown, not none: ETLs write 0 where the source has no quantity (ETL-Synthea does for every
+    prescription)."""
     if not amounts or quantity is None or days_supply is None or days_supply <= 0 \
-            or quantity < 0:
+            or not quantity > 0:
         return None
     mg = [a * factors[u] for a, u in amounts if u in factors]
     if not mg:
@@ -532,6 +595,7 @@ def patient_from_rows(
         DoseStep,
         ECTCourse,
         Episode,
+        ItemReading,
         MedicationRegimen,
         Patient,
         RatingReading,
@@ -544,6 +608,9 @@ def patient_from_rows(
     excl = Exclusions()
     if rows.person is None:
         return AdapterResult(None, "no person row", excl)
+    problem = person_problem(rows.person_rows, rows.person.get("year_of_birth"), as_of, rules)
+    if problem is not None:
+        return AdapterResult(None, problem, excl)
     pid = int(rows.person["person_id"])
     gender = {g.concept_id: g.sex for g in spec.gender}
     sex = gender.get(rows.person.get("gender_concept_id") or 0, Sex.unknown)
@@ -608,15 +675,24 @@ def patient_from_rows(
         else:
             islands.append([s, e])
 
-    # ratings
+    # ratings, and PHQ-9 item 9 answers (the self-harm alert reads them; staging does not)
     readings: list[tuple[date, int, float]] = []
+    item9: list[tuple[date, int]] = []
+    item9_ids = concepts.sets.get("phq9_item9", set())
     for r in rows.observation:
         d, cid, v = r["observation_date"], r["observation_concept_id"], r["value_as_number"]
+        if d is not None and cid is not None and int(cid) in item9_ids and d <= as_of \
+                and v is not None:
+            if v in (0, 1, 2, 3):
+                item9.append((d, int(v)))
+            else:
+                excl.add("observation: PHQ-9 item 9 value out of range (0-3)")
+            continue
         if d is None or cid is None or int(cid) not in concepts.sets["phq9_total"] or d > as_of:
             continue
         if v is None:
             continue
-        if v < 0 or v > knowledge.scales["PHQ-9"].max:
+        if not 0 <= v <= knowledge.scales["PHQ-9"].max:  # NaN too
             excl.add("observation: PHQ-9 value out of range")
             continue
         readings.append((d, int(r["observation_id"]), float(v)))
@@ -670,6 +746,10 @@ def patient_from_rows(
     for d, _, v in readings:
         ratings.setdefault(episode_of(d), []).append(
             RatingReading(scale=Scale.phq9, date=d, total=v))
+    items: dict[int, list[ItemReading]] = {}
+    for d, score in sorted(item9):
+        items.setdefault(episode_of(d), []).append(
+            ItemReading(scale=Scale.phq9, date=d, item=9, score=score))
 
     flags = sorted(FLAG_OF_SET[name] for name in FLAG_OF_SET if conditions.get(name))
     episodes = []
@@ -684,8 +764,11 @@ def patient_from_rows(
         episodes.append(Episode(
             id=f"episode {i + 1}", onset=onset, end=last if ended else None,
             severity=severity, medications=meds.get(i, []), ect=ect.get(i, []),
-            courses=other.get(i, []), ratings=ratings.get(i, [])))
-    patient = Patient(id=str(pid), sex=sex, flags=flags, episodes=episodes)
+            courses=other.get(i, []), ratings=ratings.get(i, []),
+            item_readings=items.get(i, [])))
+    died = [d for d in (r.get("death_date") for r in rows.death) if d is not None and d <= as_of]
+    patient = Patient(id=str(pid), sex=sex, flags=flags, episodes=episodes,
+                      death_date=min(died) if died else None)
     yob = rows.person.get("year_of_birth")
     return AdapterResult(patient, None, excl, n_episodes=len(episodes),
                          year_of_birth=None if yob is None else int(yob))

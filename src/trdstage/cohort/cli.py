@@ -80,7 +80,7 @@ def synth(
     with _progress() as progress:
         progress.add_task(f"synthesising {persons:,} persons", total=None)
         tables = synth_tables(persons, seed=seed)
-        (write_parquet_dir if parquet else write_duckdb)(out, tables)
+        (write_parquet_dir if parquet else write_duckdb)(out, tables, official=True)
     counts = ", ".join(f"{name} {t.num_rows:,}" for name, t in tables.items())
     err.print(f"wrote {out}: {counts}", highlight=False)
 
@@ -196,6 +196,8 @@ def _print_summary(table: object, summary: object, policy: str, as_of: date) -> 
         top = pc.max(mgh).as_py()
         models.add_row("MGH score", f"median {median:g}, max {top:g}")
     console.print(models)
+    for warning in summary.warnings:
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     if summary.output:
         console.print(f"wrote {summary.output}", highlight=False)
     console.print("Research output from claims/EHR rows: stages are computed from recorded "

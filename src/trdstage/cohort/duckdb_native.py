@@ -48,11 +48,13 @@ from trdstage.adapters.omop import (
     DrugConcept,
     add_named_ingredients,
     check_columns,
+    concept_set_codes,
     formulary_ingredients,
     redact_url,
     route_restricted_ids,
     unmapped_ingredient_names,
 )
+from trdstage.cohort.row_audit import plausible_persons_sql
 from trdstage.cohort.rules import BAD_END, BAD_SUPPLY, agent_names
 from trdstage.cohort.scan_inputs import KEPT, LEFT_OUT, DrugRows, ScanInputs
 from trdstage.domain import Policy, Scale
@@ -80,6 +82,9 @@ class DuckSource:
     label: str
     tables: dict[str, str]
     missing_optional: list[str] = field(default_factory=list)
+    # the persons were checked (`row_audit.audit_duckdb`) and every one is staged: no person
+    # filter is needed (saves a pass over the person table); otherwise it is applied
+    persons_plausible: bool = False
 
     def has(self, name: str) -> bool:
         return name in self.tables
@@ -373,10 +378,11 @@ def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
         add_named_ingredients(by_ingredient, [(int(c), str(n)) for c, n in found], knowledge)
     drugs: dict[int, list[DrugConcept]] = {cid: list(v) for cid, v in by_ingredient.items()}
     codes: dict[tuple[str, str], list[int]] = {}
+    wanted = {name: concept_set_codes(name, cs) for name, cs in spec.concept_sets.items()}
     if source.has("concept"):
-        for cs in spec.concept_sets.values():
-            for code in cs.codes:
-                codes[(code.vocabulary, code.code)] = []
+        for pairs in wanted.values():
+            for pair in pairs:
+                codes[pair] = []
     with _Lookups(con) as lookups:
         if codes:
             lookups.add("trdstage_codes", {"vocabulary": "VARCHAR", "code": "VARCHAR"}, codes)
@@ -391,8 +397,8 @@ def resolve_concepts_duckdb(source: DuckSource, spec: OmopSpec | None = None,
         start: dict[str, tuple[set[int], set[int]]] = {}
         for name, cs in spec.concept_sets.items():
             ids = set(cs.concepts)
-            for code in cs.codes:
-                ids.update(codes.get((code.vocabulary, code.code), []))
+            for pair in wanted[name]:
+                ids.update(codes.get(pair, []))
             start[name] = (ids, set(cs.exclude))
 
         # (ancestor, descendant) rows in the table's order (the order resolve_concepts reads)
@@ -497,7 +503,7 @@ SELECT
                         rx.start_day + rx.days_supply, rx.start_day + 1),
                getvariable('trdstage_as_of_day')) AS INTEGER) AS "end",
     CASE WHEN rx.quantity IS NOT NULL AND rx.days_supply IS NOT NULL AND rx.days_supply > 0
-              AND rx.quantity >= 0 AND rx.mg IS NOT NULL
+              AND rx.quantity > 0 AND NOT isnan(rx.quantity) AND rx.mg IS NOT NULL
          THEN rx.mg * rx.quantity / CAST(rx.days_supply AS DOUBLE)
          ELSE CAST('NaN' AS DOUBLE) END AS dose,  -- NaN, not NULL: read without a copy
     CAST(CASE WHEN rx.days_supply < 0 THEN {negative_supply}
@@ -623,7 +629,8 @@ def scan_inputs_duckdb(source: DuckSource, concepts: Concepts, as_of: date, poli
                      for cid in sorted(set().union(*sets.values()))])
         for statement in _SETTINGS_SQL:
             con.execute(statement)
-        people = _arrow(con, _PEOPLE_SQL)
+        people = _arrow(con, _PEOPLE_SQL if source.persons_plausible
+                        else plausible_persons_sql(_PEOPLE_SQL, as_of, rules))
         diagnoses = {name: _arrow(con, _diagnoses_sql(name))
                      for name in ("mdd", "bipolar", "psychosis")}
         readings = None

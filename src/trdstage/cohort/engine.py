@@ -139,8 +139,9 @@ def drug_rows(tables: dict[str, ir.Table], concepts: Concepts, drug_map: ir.Tabl
             mg=(st.amount_value * st.factor).max())
         rx = rx.left_join(st, ["drug_concept_id", "ingredient_concept_id"]).drop(
             "drug_concept_id_right", "ingredient_concept_id_right")
+        # a quantity of 0 is unknown (ETLs write 0 for "not recorded"): `unit_dose`
         dose_ok = (rx.quantity.notnull() & rx.days_supply.notnull() & (rx.days_supply > 0)
-                   & (rx.quantity >= 0) & rx.mg.notnull())
+                   & (rx.quantity > 0) & ~rx.quantity.isnan() & rx.mg.notnull())
         rx = rx.mutate(dose=ibis.ifelse(
             dose_ok, rx.mg * rx.quantity / rx.days_supply.cast("float64"), ibis.null("float64")))
     else:
@@ -285,14 +286,17 @@ def build_plan(
     cur = cur.select("person_id", "n_episodes", "onset", "ep_end")
     if rules.require_mdd_diagnosis:
         cur = cur.semi_join(mdd, "person_id")
-    person = tables["person"]
+    from trdstage.cohort.row_audit import plausible_persons_ibis
+
+    person = plausible_persons_ibis(tables["person"], as_of, rules)
     cur = keep(cur.inner_join(person.select("person_id", "gender_concept_id", "year_of_birth"),
                               "person_id"))
 
     # ---------------------------------------------------------------- PHQ-9 readings
     readings = phq9_rows(tables, concepts, as_of, policy)
     if readings is not None:
-        out_of_range = (readings.r_value < 0) | (readings.r_value > k.scales["PHQ-9"].max)
+        # (NaN is out of range: neither comparison is true)
+        out_of_range = ~((readings.r_value >= 0) & (readings.r_value <= k.scales["PHQ-9"].max))
         exclusions.append(readings.filter(out_of_range).aggregate(
             n=lambda t: t.count()).mutate(reason=ibis.literal(PHQ9_OUT_OF_RANGE)))
         readings = keep(readings.filter(~out_of_range))

@@ -53,9 +53,15 @@ def concat(tables: Sequence[pa.Table]) -> pa.Table:
     return pa.concat_tables(list(tables))
 
 
-def write_duckdb(path: str | Path, tables: Mapping[str, pa.Table]) -> Path:
-    """Write every table into a new DuckDB file at `path` (replacing it), atomically."""
+def write_duckdb(path: str | Path, tables: Mapping[str, pa.Table],
+                 official: bool = False) -> Path:
+    """Write every table into a new DuckDB file at `path` (replacing it), atomically. With
+    `official`, every table of the OMOP CDM 5.4 is first created by OHDSI's own DuckDB DDL (its
+    columns, types and NOT NULL constraints; `cohort/cdm_ddl.py`) and the rows inserted into
+    it; otherwise each table is created from its Arrow schema."""
     import duckdb
+
+    from trdstage.cohort.cdm_ddl import ddl_text, to_official
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,9 +72,14 @@ def write_duckdb(path: str | Path, tables: Mapping[str, pa.Table]) -> Path:
     try:
         con = duckdb.connect(str(tmp))
         try:
+            if official:
+                con.execute(ddl_text())
             for name, table in tables.items():
-                con.register("_incoming", table)
-                con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')  # noqa: S608
+                con.register("_incoming", to_official(name, table) if official else table)
+                if official:
+                    con.execute(f'INSERT INTO "{name}" SELECT * FROM _incoming')  # noqa: S608
+                else:
+                    con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _incoming')  # noqa: S608
                 con.unregister("_incoming")
             con.execute("CHECKPOINT")
         finally:
@@ -81,14 +92,19 @@ def write_duckdb(path: str | Path, tables: Mapping[str, pa.Table]) -> Path:
     return path
 
 
-def write_parquet_dir(path: str | Path, tables: Mapping[str, pa.Table]) -> Path:
-    """One Parquet file per table (`<dir>/<table>.parquet`), the folder replaced atomically."""
+def write_parquet_dir(path: str | Path, tables: Mapping[str, pa.Table],
+                      official: bool = False) -> Path:
+    """One Parquet file per table (`<dir>/<table>.parquet`), the folder replaced atomically;
+    with `official`, each with the OMOP CDM 5.4 columns, types and NOT NULL marks."""
+    from trdstage.cohort.cdm_ddl import to_official
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         for name, table in tables.items():
-            pq.write_table(table, tmp / f"{name}.parquet")
+            pq.write_table(to_official(name, table) if official else table,
+                           tmp / f"{name}.parquet")
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

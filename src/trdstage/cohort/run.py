@@ -18,12 +18,24 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.omop import Concepts, OmopSource, open_omop, resolve_concepts
+from trdstage.cohort.row_audit import (
+    audit_duckdb,
+    audit_ibis,
+    deaths_duckdb,
+    deaths_ibis,
+    item9_duckdb,
+    item9_ibis,
+    with_dates,
+)
 from trdstage.cohort.rules import check_policy
 from trdstage.cohort.scan import OUTPUT_SCHEMA, stage_scan
 from trdstage.domain import Policy
 from trdstage.knowledge.omop_schema import OmopSpec, load_omop_spec
 
 RESULTS_TABLE = "trdstage_cohort"
+# the engines' columns, and the two dates the run adds (`row_audit.with_dates`)
+RESULTS_SCHEMA = OUTPUT_SCHEMA.append(pa.field("death_date", pa.date32())).append(
+    pa.field("phq9_item9_positive", pa.date32()))
 # Parquet column statistics (min and max per row group) only where a reader skips row groups by
 # them: the person. On every other column they cost writing time and skip nothing: each row
 # group holds a range of persons, with every stage in it.
@@ -45,12 +57,13 @@ class Summary:
     seconds: dict[str, float] = field(default_factory=dict)
     output: str = ""
     engine: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"persons": self.persons, "staged": self.staged,
                 "excluded_persons": self.excluded_persons,
                 "excluded_rows": self.excluded_rows, "seconds": self.seconds,
-                "output": self.output, "engine": self.engine}
+                "output": self.output, "engine": self.engine, "warnings": self.warnings}
 
 
 def write_parquet_atomic(path: str | Path, table: pa.Table) -> None:
@@ -201,7 +214,9 @@ def _stage_expression(source: OmopSource, concepts: Concepts, as_of: date, polic
     table = plan.persons.order_by("person_id").to_pyarrow()
     excl_rows = {r["reason"]: int(r["n"])
                  for r in plan.exclusions.to_pyarrow().to_pylist() if r["n"]}
-    person = source.tables["person"]
+    from trdstage.cohort.row_audit import plausible_persons_ibis
+
+    person = plausible_persons_ibis(source.tables["person"], as_of, spec.rules)
     n_person = _count(person.count())
     mdd_ids = sorted(concepts.sets.get("mdd", set()))
     co = source.tables["condition_occurrence"]
@@ -266,12 +281,18 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
         clock["open"] = time.perf_counter() - t0
         say("resolving concepts (ingredients, concept sets)")
         concepts = resolve_concepts_duckdb(duck, spec)
+        audit = audit_duckdb(duck, as_of, spec.rules, sorted(concepts.sets["phq9_total"]))
+        deaths = deaths_duckdb(duck, as_of)
+        item9 = item9_duckdb(duck, sorted(concepts.sets.get("phq9_item9", ())), as_of)
     else:
         opened = source or open_omop(url, spec)
         label = opened.label
         clock["open"] = time.perf_counter() - t0
         say("resolving concepts (ingredients, concept sets)")
         concepts = resolve_concepts(opened, spec)
+        audit = audit_ibis(opened.tables, as_of, spec.rules, sorted(concepts.sets["phq9_total"]))
+        deaths = deaths_ibis(opened.tables, as_of)
+        item9 = item9_ibis(opened.tables, sorted(concepts.sets.get("phq9_item9", ())), as_of)
     clock["concepts"] = time.perf_counter() - t0 - clock["open"]
     say("staging every person")
     t1 = time.perf_counter()
@@ -284,13 +305,13 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
         # the scan hands over its table a range of persons at a time: each part is written
         # while the next are staged (to a temporary file, moved into place at the end)
         write_part = None if out is None or engine != "scan" else parquet.enter_context(
-            parquet_writer_atomic(out, OUTPUT_SCHEMA.with_metadata(metadata)))
+            parquet_writer_atomic(out, RESULTS_SCHEMA.with_metadata(metadata)))
         unwritten: list[Exception] = []
 
         def on_table(part: pa.Table) -> None:
             assert write_part is not None  # noqa: S101 - passed only with a writer
             try:
-                write_part(part)
+                write_part(with_dates(part, deaths, item9))
             except Exception as exc:
                 unwritten.append(exc)
                 raise
@@ -325,9 +346,9 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
             raise InputError(label, f"the database could not be staged: {exc}") from exc
         closer.start()
         clock["stage"] = time.perf_counter() - t1
-        table = table.replace_schema_metadata(metadata)
+        table = with_dates(table, deaths, item9).replace_schema_metadata(metadata)
         staged = table.num_rows
-        excluded: dict[str, int] = {}
+        excluded: dict[str, int] = {k: v for k, v in audit.persons.items() if v}
         if spec.rules.require_mdd_diagnosis:
             excluded["no MDD diagnosis"] = n_person - with_mdd
             excluded["MDD diagnosis but no assessable episode"] = max(0, with_mdd - staged)
@@ -352,9 +373,26 @@ def _stage_cohort(url: str, as_of: date, policy: Policy, out: str | Path | None,
         else:
             written.append(_write_schema(opened, url, results_schema, table))
     clock["write"] = time.perf_counter() - t2
-    summary = Summary(persons=n_person, staged=staged, excluded_persons=excluded,
-                      excluded_rows=excl_rows, seconds=clock, output=", ".join(written),
-                      engine=engine)
+    warnings = audit.warnings(as_of)
+    alerts = staged - int(table["phq9_item9_positive"].null_count)
+    if alerts:
+        warnings.append(f"{alerts:,} persons staged answered PHQ-9 item 9 (thoughts of being "
+                        "better off dead or of self-harm) above 0 (column phq9_item9_positive, "
+                        "the latest such answer): review them; `trdstage assess` raises the "
+                        "urgent alert")
+    dead = staged - int(table["death_date"].null_count)
+    if dead:
+        warnings.append(f"{dead:,} persons staged died on or before the as-of date (column "
+                        "death_date): the cohort engines stage them as of the as-of date, not "
+                        "as of their death; `trdstage assess` and --verify end their history at "
+                        "death")
+    if staged == 0 and n_person:
+        warnings.append(f"no person was staged of {n_person:,}: see the exclusions above")
+    summary = Summary(persons=n_person + sum(audit.persons.values()), staged=staged,
+                      excluded_persons=excluded, excluded_rows={**audit.excluded_rows(),
+                                                                **excl_rows},
+                      seconds=clock, output=", ".join(written), engine=engine,
+                      warnings=warnings)
     return table, summary
 
 

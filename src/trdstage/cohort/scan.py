@@ -380,7 +380,7 @@ def _prepare(inputs: ScanInputs, concepts: Concepts, as_of: date, policy: Policy
     no_days = np.zeros(0, np.int32)
     if readings is not None:
         rv_all = numpy_of(readings["r_value"], np.float64, what="PHQ-9 value")
-        out_of_range = (rv_all < 0) | (rv_all > k.scales["PHQ-9"].max)
+        out_of_range = ~((rv_all >= 0) & (rv_all <= k.scales["PHQ-9"].max))  # NaN: out
         if int(out_of_range.sum()):
             excluded_rows[PHQ9_OUT_OF_RANGE] = int(out_of_range.sum())
         ok = ~out_of_range & numpy_of(pc.is_valid(readings["person_id"]), np.bool_)

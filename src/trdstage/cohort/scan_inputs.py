@@ -83,8 +83,10 @@ def read_scan_inputs(tables: dict[str, Any], concepts: Concepts, as_of: date, po
     rx = rx.select("person_id", "drug_exposure_id", "agent_index", "is_ad", "start", "end",
                    "dose", bad=bad)
     drugs = rx.to_pyarrow()
-    people = tables["person"].select("person_id", "gender_concept_id",
-                                     "year_of_birth").to_pyarrow()
+    from trdstage.cohort.row_audit import plausible_persons_ibis
+
+    people = plausible_persons_ibis(tables["person"], as_of, rules).select(
+        "person_id", "gender_concept_id", "year_of_birth").to_pyarrow()
     diagnoses = {name: diagnosis_rows(tables, concepts, name, as_of).to_pyarrow()
                  for name in ("mdd", "bipolar", "psychosis")}
     phq9 = phq9_rows(tables, concepts, as_of, policy)

@@ -131,8 +131,10 @@ def vocabulary_tables() -> dict[str, pa.Table]:
             ancestors.append((cid, cid, 0))
         for code in cs.codes:
             cid = v.procedure_codes[(code.vocabulary, code.code)]
+            kind = ("Observation", "Survey") if code.vocabulary == "LOINC" else (
+                "Procedure", "CPT4")
             rows.append(_concept(cid, f"{code.vocabulary} {code.code} (synthetic concept id)",
-                                 "Procedure", code.vocabulary, "CPT4", "S", code.code))
+                                 kind[0], code.vocabulary, kind[1], "S", code.code))
             ancestors.append((cid, cid, 0))
     seen: set[int] = set()
     unique = []

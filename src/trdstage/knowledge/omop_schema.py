@@ -80,6 +80,10 @@ class Rules(KnowledgeModel):
     severity_window_days_source: str
     severity_from_phq9: dict[str, Severity]
     severity_from_phq9_source: str
+    # persons whose year of birth is after the as-of year, or more than this many years before
+    # it, are a data error: counted and not staged
+    max_age_years: int = Field(default=125, ge=1, le=200)
+    max_age_years_source: str = "omop-adapter-assumptions"
 
 
 class SyntheticSpec(KnowledgeModel):
@@ -106,7 +110,7 @@ class ReportSpec(KnowledgeModel):
     min_count_source: str
 
 
-SetName = Literal["phq9_total", "mdd", "bipolar", "psychosis", "ect", "rtms"]
+SetName = Literal["phq9_total", "mdd", "bipolar", "psychosis", "ect", "rtms", "phq9_item9"]
 
 
 class OmopSpec(KnowledgeModel):
