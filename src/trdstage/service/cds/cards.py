@@ -185,16 +185,27 @@ def order_alerts(ctx: AdviceContext, drug: DraftDrug) -> tuple[list[tuple[Indica
     return lines, alerts
 
 
+def _phrase(agent: str, a: Alert) -> str:
+    """A few words for the summary: what the alert is about and with which drug."""
+    others = [x for x in a.subjects if x != agent]
+    if _is_washout(a):
+        return f"washout after {', '.join(others)}" if others else "washout"
+    if others:
+        return f"{a.severity.value} with {', '.join(others)}"
+    return a.message.split(":")[0].split(".")[0]
+
+
 def order_card(ctx: AdviceContext, drug: DraftDrug, links: Links) -> Card | None:
     lines, alerts = order_alerts(ctx, drug)
     if not lines:
         return None
     lines.sort(key=lambda x: -_RANK[x[0]])
     indicator = lines[0][0]
-    top = max(alerts, key=lambda a: _RANK[_alert_indicator(a)]) if alerts else None
-    if top is not None and _alert_indicator(top) == indicator:
-        head = f"{drug.agent} order: {top.message}"
-    elif indicator == "info" and _failed_before(ctx, drug.agent):
+    ranked = sorted(alerts, key=lambda a: -_RANK[_alert_indicator(a)])
+    phrases = [_phrase(drug.agent, a) for a in ranked if _alert_indicator(a) != "info"]
+    if phrases:
+        head = f"{drug.agent} order: " + "; ".join(dict.fromkeys(phrases))
+    elif _failed_before(ctx, drug.agent):
         head = _failed_line(drug.agent, _failed_before(ctx, drug.agent)[-1])
     else:
         head = f"{drug.agent} order: {lines[0][1].split('** ', 1)[-1]}"

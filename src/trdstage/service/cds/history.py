@@ -15,6 +15,7 @@ The FHIR reading itself is the FHIR adapter's (`read_fhir_resources`), the fetch
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,6 +181,7 @@ async def _fetch(request: Request, client: CdsClient, patient_id: str, types: se
 async def load_history(request: Request, client: CdsClient, patient_id: str,
                        deadline: float) -> History:
     """Prefetch plus what the FHIR server adds, read into the domain's Patient."""
+    started = time.monotonic()
     have, missing = split_prefetch(request.prefetch)
     fetched: list[str] = sorted(missing)
     if missing:
@@ -187,8 +189,9 @@ async def load_history(request: Request, client: CdsClient, patient_id: str,
         have += await _fetch(request, client, patient_id, missing, [], deadline)
     have = _dedupe(have)
     medications = _missing_medications(have)
-    if medications and request.fhirServer and client.allows_fhir(request.fhirServer):
-        have += await _fetch(request, client, patient_id, set(), medications, deadline)
+    if medications:  # referred to by a medication record, not in the prefetch (no _include)
+        left = max(0.1, deadline - (time.monotonic() - started))
+        have += await _fetch(request, client, patient_id, set(), medications, left)
         fetched.append("Medication")
     name = f"CDS request {request.hookInstance} Patient/{patient_id}"
     try:
