@@ -25,7 +25,6 @@ from fhir_builders import (  # noqa: E402
     request,
     statement,
 )
-
 from trdstage.adapters.native import read_patient_file  # noqa: E402
 
 OUT = ROOT / "src" / "trdstage" / "service" / "sandbox" / "patients"

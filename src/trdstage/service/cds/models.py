@@ -26,7 +26,8 @@ class _In(BaseModel):
 
 def dump(model: BaseModel) -> dict[str, Any]:
     """JSON for the wire: OPTIONAL attributes without a value are left out."""
-    return _prune(model.model_dump(mode="json", exclude_none=True, by_alias=True))
+    out: dict[str, Any] = _prune(model.model_dump(mode="json", exclude_none=True))
+    return out
 
 
 def _prune(value: Any) -> Any:
@@ -60,7 +61,7 @@ class Action(_Out):
     type: Literal["create", "update", "delete"]
     description: str
     resource: dict[str, Any] | None = None
-    resourceId: list[str] | None = None  # noqa: N815 - the specification's name
+    resourceId: list[str] | None = None
 
     @model_validator(mode="after")
     def _delete_needs_id(self) -> Action:
@@ -72,7 +73,7 @@ class Action(_Out):
 class Suggestion(_Out):
     label: str
     uuid: str | None = None
-    isRecommended: bool | None = None  # noqa: N815
+    isRecommended: bool | None = None
     actions: list[Action] = Field(default_factory=list)
 
 
@@ -80,7 +81,7 @@ class Link(_Out):
     label: str
     url: str
     type: Literal["absolute", "smart"]
-    appContext: str | None = None  # noqa: N815
+    appContext: str | None = None
     autolaunchable: bool | None = None
 
     @model_validator(mode="after")
@@ -101,8 +102,8 @@ class Card(_Out):
     indicator: Indicator
     source: Source
     suggestions: list[Suggestion] = Field(default_factory=list)
-    selectionBehavior: Literal["at-most-one", "any"] | None = None  # noqa: N815
-    overrideReasons: list[OverrideReasonCoding] = Field(default_factory=list)  # noqa: N815
+    selectionBehavior: Literal["at-most-one", "any"] | None = None
+    overrideReasons: list[OverrideReasonCoding] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -117,7 +118,7 @@ class Card(_Out):
 
 class Response(_Out):
     cards: list[Card] = Field(default_factory=list)
-    systemActions: list[Action] = Field(default_factory=list)  # noqa: N815
+    systemActions: list[Action] = Field(default_factory=list)
 
 
 class Service(_Out):
@@ -126,7 +127,7 @@ class Service(_Out):
     description: str
     id: str
     prefetch: dict[str, str] | None = None
-    usageRequirements: str | None = None  # noqa: N815
+    usageRequirements: str | None = None
 
 
 class Discovery(_Out):
@@ -149,9 +150,9 @@ class FhirAuthorization(_In):
 
 class Request(_In):
     hook: str
-    hookInstance: str = Field(min_length=1)  # noqa: N815
-    fhirServer: str | None = None  # noqa: N815
-    fhirAuthorization: FhirAuthorization | None = None  # noqa: N815
+    hookInstance: str = Field(min_length=1)
+    fhirServer: str | None = None
+    fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
 
@@ -168,13 +169,13 @@ class Request(_In):
 
 
 class PatientContext(_In):
-    userId: str = Field(min_length=1)  # noqa: N815
-    patientId: str = Field(min_length=1, pattern=r"^[A-Za-z0-9\-\.]{1,64}$")  # noqa: N815
-    encounterId: str | None = None  # noqa: N815
+    userId: str = Field(min_length=1)
+    patientId: str = Field(min_length=1, pattern=r"^[A-Za-z0-9\-\.]{1,64}$")
+    encounterId: str | None = None
 
 
 class OrderContext(PatientContext):
-    draftOrders: dict[str, Any]  # noqa: N815 - a Bundle
+    draftOrders: dict[str, Any]
     selections: list[str] | None = None
 
     @field_validator("draftOrders")
@@ -191,15 +192,15 @@ class AcceptedSuggestion(_In):
 
 class OverrideReason(_In):
     reason: dict[str, Any] | None = None
-    userComment: str | None = Field(default=None, max_length=4000)  # noqa: N815
+    userComment: str | None = Field(default=None, max_length=4000)
 
 
 class FeedbackItem(_In):
     card: str = Field(min_length=1, max_length=100)
     outcome: Literal["accepted", "overridden"]
-    acceptedSuggestions: list[AcceptedSuggestion] | None = None  # noqa: N815
-    overrideReason: OverrideReason | None = None  # noqa: N815
-    outcomeTimestamp: str  # noqa: N815
+    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    overrideReason: OverrideReason | None = None
+    outcomeTimestamp: str
 
     @model_validator(mode="after")
     def _accepted_needs_suggestions(self) -> FeedbackItem:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from trdstage.domain.results import Assessment
-from trdstage.service.cds.models import Card, FeedbackItem
+from trdstage.service.cds.models import FeedbackItem
 
 
 @dataclass
