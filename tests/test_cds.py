@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cds_support import AS_OF, check_response, post, sandbox
-from fhir_builders import condition, dosage, patient, statement
 from typer.testing import CliRunner
 
+from cds_support import AS_OF, check_response, post, sandbox
+from fhir_builders import condition, dosage, patient, statement
 from trdstage.cli import app as cli
 from trdstage.service.cds.history import prefetch_templates
 from trdstage.service.cds.router import SAFETY, STAGING
@@ -348,7 +348,7 @@ def test_feedback_is_stored_with_the_issued_card(sb: Sandbox) -> None:
     del bad["acceptedSuggestions"]
     assert post(sb, SAFETY, {"feedback": [bad]}, path=path).status_code == 400  # cds-fb-1
     assert post(sb, STAGING, {"feedback": [accepted]}, path=path,
-                token="x").status_code == 401
+                token="x").status_code == 401  # noqa: S106 - a bad token
 
 
 # --- JWT ----------------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from cds_support import AS_OF, check_card
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cds_support import AS_OF, check_card
 from trdstage.adapters.fhir.read import read_fhir_data
 from trdstage.adapters.native import read_patient_file
 from trdstage.advice.context import build_context
