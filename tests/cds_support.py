@@ -21,9 +21,9 @@ AS_OF = date(2026, 12, 2)
 
 
 @contextmanager
-def serve(app: Any, port: int) -> Iterator[None]:
+def serve(app: Any, port: int, lifespan: str = "off") -> Iterator[None]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan=lifespan))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -103,6 +103,7 @@ def build_cds_router(base_url: str, settings: CdsSettings, store: CdsStore, *,
 
     async def caller(request: Request, path: str, record: AuditRecord) -> Caller | None:
         record.client_ip = request.client.host if request.client else None
+        record.request = request
         try:
             found = await check.verify(request.headers.get("authorization"), f"{base}{path}")
         except AuthFailure as exc:

@@ -36,6 +36,7 @@ class AuditRecord:
     fetched: list[str] = field(default_factory=list)
     client_ip: str | None = None
     recorded: datetime = field(default_factory=lambda: datetime.now(UTC))
+    request: Any = field(default=None, repr=False, compare=False)  # the HTTP request
 
 
 @dataclass
