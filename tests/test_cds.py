@@ -442,3 +442,31 @@ def test_sandbox_pages_show_the_cards(sb: Sandbox) -> None:
     assert "Remove the phenelzine order" in ordered.text
     jwks = httpx.get(sb.client.jwks_url or "").json()
     assert jwks["keys"][0]["alg"] == "ES384" and "d" not in jwks["keys"][0]
+
+
+def test_trdstage_sandbox_command_serves_on_loopback() -> None:
+    import subprocess
+    import sys
+
+    from trdstage.service.sandbox.run import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "trdstage", "sandbox", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/ehr/patients/fluoxetine", timeout=20)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert page.status_code == 200 and "card info" in page.text
+        ordered = httpx.post(f"http://127.0.0.1:{port}/ehr/patients/fluoxetine/order",
+                             data={"drug": "phenelzine"}, timeout=20)
+        assert "card critical" in ordered.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/ehr/" in err.decode()

@@ -195,7 +195,7 @@ async def load_history(request: Request, client: CdsClient, patient_id: str,
         fetched.append("Medication")
     name = f"CDS request {request.hookInstance} Patient/{patient_id}"
     try:
-        read = read_fhir_resources(have, name, patient_id=patient_id)
+        read = await asyncio.to_thread(read_fhir_resources, have, name, patient_id=patient_id)
     except InputError as exc:
         if "nothing to assess" in exc.message:
             return History(None, fetched, have)
