@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from trdstage.service import audit
 from trdstage.service.auth import Clinician, DbSession
 from trdstage.service.cds.sql import CdsAssessment
-from trdstage.service.problems import Problem
+from trdstage.service.problems import Problem, responses
 
 PATH = "/api/v1/cds-assessments/{id}"
 
@@ -18,7 +18,7 @@ def reports_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["CDS Hooks"])
 
     @router.get("/cds-assessments/{assessment_id}", summary="The assessment behind a staging "
-                "card (the card's absolute link)")
+                "card (the card's absolute link)", responses=responses(400, 401, 403, 404))
     def read(request: Request, assessment_id: str, principal: Clinician,
              session: DbSession) -> JSONResponse:
         row = session.get(CdsAssessment, assessment_id[:36])

@@ -35,6 +35,16 @@ SAFETY = "trdstage-medication-safety"
 HOOKS = {STAGING: ("patient-view",), SAFETY: ("order-select", "order-sign")}
 MAX_BODY = 16 * 1024 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
+_ERROR = {"application/json": {"schema": {"type": "object", "properties": {
+    "error": {"type": "string"}}}}}
+_DOCS = {400: "Bad request (the message names the field)", 401: "JWT refused (no body)",
+         404: "No such CDS service", 412: "The FHIR data needed could not be had",
+         413: "Body too large", 415: "Not JSON"}
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"description": _DOCS[c], **({} if c == 401 else {"content": _ERROR})}
+            for c in codes}
 
 
 def discovery() -> m.Discovery:
@@ -118,7 +128,7 @@ def build_cds_router(base_url: str, settings: CdsSettings, store: CdsStore, *,
         store.audit(record)
         return _problem(exc.status, exc.message)
 
-    @router.get("/cds-services", summary="CDS Hooks discovery")
+    @router.get("/cds-services", summary="CDS Hooks discovery", responses=_responses(401))
     async def get_discovery(request: Request) -> Response:
         record = AuditRecord(action="cds.discovery", outcome="success")
         if await caller(request, "/cds-services", record) is None:
@@ -126,7 +136,8 @@ def build_cds_router(base_url: str, settings: CdsSettings, store: CdsStore, *,
         store.audit(record)
         return JSONResponse(m.dump(discovery()))
 
-    @router.post("/cds-services/{service_id}", summary="Call a CDS service")
+    @router.post("/cds-services/{service_id}", summary="Call a CDS service",
+                 responses=_responses(400, 401, 404, 412, 413, 415))
     async def call_service(service_id: str, request: Request) -> Response:
         record = AuditRecord(action="cds.hook", outcome="success", service=service_id[:64])
         if service_id not in HOOKS:
@@ -181,7 +192,8 @@ def build_cds_router(base_url: str, settings: CdsSettings, store: CdsStore, *,
         store.issue(issued, assessment_id if assessment else None, assessment, record)
         return JSONResponse(m.dump(m.Response(cards=cards)), headers=NO_STORE)
 
-    @router.post("/cds-services/{service_id}/feedback", summary="Feedback on issued cards")
+    @router.post("/cds-services/{service_id}/feedback", summary="Feedback on issued cards",
+                 responses=_responses(400, 401, 404, 413, 415))
     async def feedback(service_id: str, request: Request) -> Response:
         record = AuditRecord(action="cds.feedback", outcome="success", service=service_id[:64])
         if service_id not in HOOKS:
