@@ -39,12 +39,16 @@ def toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def prepare(database: str, folder: Path, **server: Any) -> tuple[Path, dict[str, str]]:
-    """Write the settings, migrate, add the accounts; returns (config, name -> token)."""
+def prepare(database: str, folder: Path, tables: dict[str, dict[str, Any]] | None = None,
+            **server: Any) -> tuple[Path, dict[str, str]]:
+    """Write the settings ([server] keys, other `tables`), migrate, add the accounts;
+    returns (config, name -> token)."""
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "trdstage.toml"
     lines = ["[server]", f"database = {toml_value(database)}"]
     lines += [f"{k} = {toml_value(v)}" for k, v in server.items()]
+    for name, table in (tables or {}).items():
+        lines += [f"[{name}]", *(f"{k} = {toml_value(v)}" for k, v in table.items())]
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     migrate(database)
     db = Database(database)

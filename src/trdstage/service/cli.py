@@ -4,6 +4,7 @@ service modules (imported inside the commands so the rest of the command line st
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -215,7 +216,7 @@ def _stamp(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value is not None else "-"
 
 
-def _print_rows(rows: list[tuple[str, ...]]) -> None:
+def _print_rows(rows: Sequence[tuple[str, ...]]) -> None:
     """Tab-separated columns with a header line (easy to read and to script)."""
     sys.stdout.write("".join("\t".join(row) + "\n" for row in rows))
 
