@@ -161,3 +161,20 @@ def test_cors_for_configured_origins(tmp_path: Path) -> None:
         assert "authorization" in ok.headers["access-control-allow-headers"].lower()
         other = httpx.options(target, headers={**headers, "Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_shipped_migrations_create_the_cds_tables(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from trdstage.service.db import make_engine
+    from trdstage.service.models import Base
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    migrate(url)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}),
+                                Base.metadata)
+    engine.dispose()
+    assert diff == []
