@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -54,6 +54,7 @@ router = APIRouter(prefix="/api/v1", responses=responses(400, 401, 429))
 # Accept -> output format of an assessment
 OUTPUTS = {"application/json": "json", FHIR_JSON: "fhir", "text/html": "html",
            "application/pdf": "pdf"}
+# A rendered report (text/html answer): its own inline styles and SVG charts, nothing else.
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 BODY_TYPES = store.JSON_TYPES + store.YAML_TYPES
@@ -316,7 +317,8 @@ def list_versions(request: Request, patient_id: str, principal: Clinician,
 @router.get("/patients/{patient_id}/versions/{version}", tags=["patients"],
             response_model=VersionDocument, summary="One version of a patient",
             responses=responses(403, 404))
-def read_version(request: Request, patient_id: str, version: int, principal: Clinician,
+def read_version(request: Request, patient_id: str,
+                 version: Annotated[int, Path(ge=1, le=2_147_483_647)], principal: Clinician,
                  session: DbSession) -> VersionDocument:
     patient = _owned(session, request, principal, patient_id, audit.rest("vread"))
     row = store.version_of(session, patient, version)
@@ -446,7 +448,7 @@ def read_audit(
     action: Annotated[str | None, Query(pattern="^[CRUDE]$")] = None,
     subtype: Annotated[str | None, Query(max_length=40, description="e.g. read, create, "
                                          "operation, 110122 (login).")] = None,
-    outcome: Annotated[int | None, Query(description="0, 4, 8 or 12.")] = None,
+    outcome: Annotated[int | None, Query(ge=0, le=12, description="0, 4, 8 or 12.")] = None,
     date_: Annotated[list[str] | None, Query(
         alias="date", description="FHIR date search, repeatable: ge2026-01-01, "
         "lt2026-02-01T12:00:00Z ...")] = None,

@@ -47,9 +47,7 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'uns
             "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
             "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; "
             "base-uri 'none'")
-# A rendered report (text/html answer): its own inline styles and SVG charts, nothing else.
-REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
 
 
 class RequestIdFilter(logging.Filter):
@@ -113,6 +111,11 @@ class Guard:
             await send(message)
 
         try:
+            if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+                # No database takes NUL in a text value: refused here, for every route.
+                await _send_problem(scope, send_wrapped, Problem(
+                    400, "the path or query contains a NUL character"))
+                return
             body_receive = await self._read_body(scope, receive, send_wrapped)
             if body_receive is not None:
                 await self.app(scope, body_receive, send_wrapped)
