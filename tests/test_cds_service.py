@@ -137,7 +137,7 @@ def test_a_replayed_jti_is_refused_through_the_database(
 
 
 def test_cds_settings_errors_name_the_key() -> None:
-    with pytest.raises(SettingsError, match=r"\[cds\] clients\[0\]"):
+    with pytest.raises(SettingsError, match=r"cds\.clients\[0\]: client 'x': give exactly one"):
         cds_settings({"clients": [{"iss": "x"}]})
     with pytest.raises(SettingsError, match="cors_origins"):
         cds_settings({"cors_origins": ["*"]})
@@ -178,3 +178,21 @@ def test_the_shipped_migrations_create_the_cds_tables(tmp_path: Path) -> None:
                                 Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_serve_refuses_bad_cds_settings_naming_the_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "trdstage.toml"
+    config.write_text(f'[server]\ndatabase = "sqlite:///{tmp_path / "db.sqlite"}"\n'
+                      'port = 0\n[[cds.clients]]\niss = "https://ehr.example"\n',
+                      encoding="utf-8")
+    cmd = [sys.executable, "-m", "trdstage"]
+    assert subprocess.run([*cmd, "admin", "migrate", "--config", str(config)],
+                          capture_output=True, timeout=120).returncode == 0
+    done = subprocess.run([*cmd, "serve", "--config", str(config)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert "cds.clients[0]: client 'https://ehr.example'" in done.stderr and "jwks_url or jwks" in done.stderr
+    assert "Traceback" not in done.stderr

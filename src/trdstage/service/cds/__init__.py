@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from trdstage.service.settings import Settings
 
 
-def cds_settings(raw: dict[str, Any], source: str = "[cds]") -> Any:
+def cds_settings(raw: dict[str, Any], source: str = "settings cds") -> Any:
     from trdstage.adapters.errors import format_loc
     from trdstage.service.cds.settings import CdsSettings
     from trdstage.service.settings import SettingsError
@@ -28,7 +28,8 @@ def cds_settings(raw: dict[str, Any], source: str = "[cds]") -> Any:
     except ValidationError as exc:
         e = exc.errors()[0]
         where = format_loc(tuple(e["loc"]))
-        raise SettingsError(f"{source} {where}: {e['msg']}") from exc
+        message = str(e["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{source}.{where}: {message}") from exc
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -43,8 +44,8 @@ def install(app: FastAPI, settings: Settings) -> None:
         return
     outer = settings.server.cors_origins
     if outer and not set(cds.cors_origins) <= set(outer):
-        raise SettingsError("[cds] cors_origins: list them in [server] cors_origins too (the "
-                            "service's CORS answers first)")
+        raise SettingsError("settings cds.cors_origins: list them in server.cors_origins too "
+                            "(the service's CORS answers first)")
     store = SqlStore(app.state.db)
     verifier = Verifier(cds, replay=SqlReplayCache(app.state.db))
     install_cds(app, settings.server.public_url, cds, store, verifier=verifier,
