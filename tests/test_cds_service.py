@@ -194,5 +194,6 @@ def test_serve_refuses_bad_cds_settings_naming_the_key(tmp_path: Path) -> None:
     done = subprocess.run([*cmd, "serve", "--config", str(config)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2
-    assert "cds.clients[0]: client 'https://ehr.example'" in done.stderr and "jwks_url or jwks" in done.stderr
+    assert "cds.clients[0]: client 'https://ehr.example'" in done.stderr
+    assert "jwks_url or jwks" in done.stderr
     assert "Traceback" not in done.stderr
