@@ -267,7 +267,12 @@ def serve(
         settings = seed_demo(settings, explicit_database=config is not None)
     else:
         _migrated(settings)
-    app = create_app(settings)
+    from trdstage.service.settings import SettingsError
+
+    try:
+        app = create_app(settings)  # the parts read their own tables ([cds] ...) here
+    except SettingsError as exc:
+        fail(str(exc))
     uvicorn.run(app, host=settings.server.host, port=settings.server.port,
                 log_config=log_config(settings.server.log_level), access_log=False,
                 proxy_headers=bool(settings.server.forwarded_allow_ips),
