@@ -15,7 +15,7 @@ latency, errors and requests per second per scenario.
 
     uv run --frozen python bench/bench_cds.py [--clients 50] [--requests 500] [--json FILE]
 
-Target (issue 18): 50 concurrent clients, 0 errors, p95 under 500 ms, large history included.
+Target: 50 concurrent clients, 0 errors, p95 under 500 ms, large history included.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trdstage.adapters.errors import InputError
-from trdstage.adapters.fhir.client import _Fetcher
+from trdstage.adapters.fhir.client import _Fetcher, check_base_url
 from trdstage.adapters.fhir.read import FhirRead, read_fhir_resources
 from trdstage.service.cds.models import Request
 from trdstage.service.cds.settings import CdsClient
@@ -140,7 +140,7 @@ def _missing_medications(items: list[tuple[dict[str, Any], str | None]]) -> list
 
 def _fetch_sync(base: str, token: str | None, timeout: float, patient_id: str,
                 types: list[str], medications: list[str]) -> list[tuple[Any, str | None]]:
-    fetcher = _Fetcher(base, token, timeout)
+    fetcher = _Fetcher(check_base_url(base), token, timeout)
     try:
         items: list[tuple[Any, str | None]] = []
         for rtype in types:
