@@ -1,0 +1,1 @@
+"""The trdstage service: REST API, CDS Hooks and the clinician web app."""
