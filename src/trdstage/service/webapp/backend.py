@@ -7,6 +7,7 @@ native patient mappings (the `trdstage assess` file format), stored whole per ve
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -30,6 +31,11 @@ class PatientVersion:
     saved_by: str
     origin: str = "form"  # form | native-upload | fhir-upload | smart
     data_used: dict[str, Any] = field(default_factory=dict)  # FHIR references read, ignored
+
+    @property
+    def label(self) -> str:
+        """The patient's own local id (the document's `id`, a pseudonym)."""
+        return str(self.document.get("id") or self.local_id)
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,20 @@ class AuditEntry:
 class WebBackend(Protocol):
     def verify_password(self, name: str, password: str) -> Account | None: ...
     def accounts(self) -> list[Account]: ...
-    def save_patient(self, local_id: str, document: dict[str, Any], by: str, origin: str,
-                     data_used: dict[str, Any] | None = None) -> PatientVersion: ...
-    def patient(self, local_id: str, version: int | None = None) -> PatientVersion | None: ...
-    def versions(self, local_id: str) -> list[PatientVersion]: ...
-    def search_patients(self, text: str, limit: int = 50) -> list[PatientVersion]: ...
-    def record_assessment(self, entry: AssessmentEntry, result_json: str) -> None: ...
-    def recent_assessments(self, limit: int = 20) -> list[AssessmentEntry]: ...
+    def account(self, name: str, role: Role = "clinician") -> Account:
+        """The account `name`, created without a password if new (SMART users)."""
+        ...
+    def save_patient(self, owner: str, key: str | None, document: dict[str, Any],
+                     origin: str, data_used: dict[str, Any] | None = None
+                     ) -> PatientVersion: ...
+    def patient(self, owner: str, key: str, version: int | None = None
+                ) -> PatientVersion | None: ...
+    def versions(self, owner: str, key: str) -> list[PatientVersion]: ...
+    def search_patients(self, owner: str, text: str, limit: int = 50
+                        ) -> list[PatientVersion]: ...
+    def record_assessment(self, owner: str, entry: AssessmentEntry,
+                          result: dict[str, Any]) -> None: ...
+    def recent_assessments(self, owner: str, limit: int = 20) -> list[AssessmentEntry]: ...
     def audit(self, event: AuditEntry) -> None: ...
     def audit_trail(self, who: str = "", what: str = "", action: str = "",
                     since: date | None = None, limit: int = 500) -> list[AuditEntry]: ...
@@ -80,7 +93,8 @@ class MemoryBackend:
     def __init__(self, users: dict[str, tuple[str, Role]] | None = None) -> None:
         self._users = dict(users or {})
         self._patients: dict[str, list[PatientVersion]] = {}
-        self._assessments: list[AssessmentEntry] = []
+        self._owners: dict[str, str] = {}
+        self._assessments: list[tuple[str, AssessmentEntry]] = []
         self._audit: list[AuditEntry] = []
         self._lock = threading.Lock()
 
@@ -95,39 +109,54 @@ class MemoryBackend:
     def accounts(self) -> list[Account]:
         return [Account(n, r) for n, (_, r) in sorted(self._users.items())]
 
-    def save_patient(self, local_id: str, document: dict[str, Any], by: str, origin: str,
-                     data_used: dict[str, Any] | None = None) -> PatientVersion:
+
+    def account(self, name: str, role: Role = "clinician") -> Account:
         with self._lock:
-            versions = self._patients.setdefault(local_id, [])
-            saved = PatientVersion(local_id, len(versions) + 1, document, now(), by, origin,
+            if name not in self._users:
+                self._users[name] = ("", role)
+            return Account(name, self._users[name][1])
+
+    def save_patient(self, owner: str, key: str | None, document: dict[str, Any],
+                     origin: str, data_used: dict[str, Any] | None = None
+                     ) -> PatientVersion:
+        with self._lock:
+            if key is None or key not in self._patients:
+                key = key or secrets.token_hex(6)
+                self._owners[key] = owner
+            versions = self._patients.setdefault(key, [])
+            saved = PatientVersion(key, len(versions) + 1, document, now(), owner, origin,
                                    data_used or {})
             versions.append(saved)
             return saved
 
-    def patient(self, local_id: str, version: int | None = None) -> PatientVersion | None:
-        versions = self._patients.get(local_id) or []
+    def _mine(self, owner: str, key: str) -> list[PatientVersion]:
+        return self._patients.get(key, []) if self._owners.get(key) == owner else []
+
+    def patient(self, owner: str, key: str, version: int | None = None
+                ) -> PatientVersion | None:
+        versions = self._mine(owner, key)
         if not versions:
             return None
         if version is None:
             return versions[-1]
         return versions[version - 1] if 1 <= version <= len(versions) else None
 
-    def versions(self, local_id: str) -> list[PatientVersion]:
-        return list(self._patients.get(local_id) or [])
+    def versions(self, owner: str, key: str) -> list[PatientVersion]:
+        return list(self._mine(owner, key))
 
-    def search_patients(self, text: str, limit: int = 50) -> list[PatientVersion]:
+    def search_patients(self, owner: str, text: str, limit: int = 50) -> list[PatientVersion]:
         needle = text.strip().lower()
-        found = [v[-1] for k, v in sorted(self._patients.items())
-                 if not needle or needle in k.lower()
-                 or needle in str(v[-1].data_used.get("name", "")).lower()]
-        return found[:limit]
+        found = [v[-1] for k, v in self._patients.items() if self._owners.get(k) == owner
+                 and (not needle or needle in k.lower() or needle in v[-1].label.lower())]
+        return sorted(found, key=lambda v: v.label)[:limit]
 
-    def record_assessment(self, entry: AssessmentEntry, result_json: str) -> None:
+    def record_assessment(self, owner: str, entry: AssessmentEntry,
+                          result: dict[str, Any]) -> None:
         with self._lock:
-            self._assessments.append(entry)
+            self._assessments.append((owner, entry))
 
-    def recent_assessments(self, limit: int = 20) -> list[AssessmentEntry]:
-        return list(reversed(self._assessments))[:limit]
+    def recent_assessments(self, owner: str, limit: int = 20) -> list[AssessmentEntry]:
+        return [e for o, e in reversed(self._assessments) if o == owner][:limit]
 
     def audit(self, event: AuditEntry) -> None:
         with self._lock:

@@ -147,8 +147,9 @@ class WebApp:
             detail=detail, source=request.client.host if request.client else ""))
 
     # ------------------------------------------------------------------ patients
-    def stored(self, local_id: str, version: int | None = None) -> PatientVersion:
-        stored = self.backend.patient(local_id, version)
+    def stored(self, session: Session, key: str, version: int | None = None
+               ) -> PatientVersion:
+        stored = self.backend.patient(session.account, key, version)
         if stored is None:
             raise HTTPException(404, "no such patient or version")
         return stored
@@ -166,7 +167,8 @@ class WebApp:
         entry = AssessmentEntry(id=secrets.token_hex(8), local_id=stored.local_id,
                                 version=stored.version, as_of=as_of, policy=policy,
                                 summary=views.one_line(result), at=now(), by=session.account)
-        self.backend.record_assessment(entry, render_json(result))
+        self.backend.record_assessment(session.account, entry,
+                                       json.loads(render_json(result)))
         return patient, result
 
 
@@ -259,10 +261,11 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
     @router.get("/")
     def home(request: Request, q: str = "") -> Response:
         session = web.session(request)
-        found = backend.search_patients(q)
+        found = backend.search_patients(session.account, q)
         web.audit(request, session, "search", "Patient", detail=f"{len(found)} found")
         return web.page(request, "home.html.j2", session, q=q, patients=found,
-                        recent=backend.recent_assessments(20))
+                        recent=backend.recent_assessments(session.account, 20),
+                        labels=_labels(session))
 
     @router.get("/admin/accounts")
     def accounts(request: Request) -> Response:
@@ -297,10 +300,18 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
 
     # ---------------------------------------------------------------- history form
     def _form_page(request: Request, session: Session, doc: dict[str, Any], mode: str,
-                   errors: dict[str, str], focus: str = "", status: int = 200) -> Response:
+                   errors: dict[str, str], focus: str = "", status: int = 200,
+                   key: str = "") -> Response:
         return web.page(request, "history.html.j2", session, status=status,
                         doc=forms.with_blank_rows(doc), mode=mode, errors=errors, focus=focus,
-                        agents=forms.agent_names())
+                        agents=forms.agent_names(), key=key)
+
+    def _by_label(session: Session, label: str) -> PatientVersion | None:
+        return next((p for p in backend.search_patients(session.account, label, 1000)
+                     if p.label == label), None)
+
+    def _labels(session: Session) -> dict[str, str]:
+        return {p.local_id: p.label for p in backend.search_patients(session.account, "", 1000)}
 
     @router.get("/patients/new")
     def new_patient(request: Request) -> Response:
@@ -310,9 +321,9 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
     @router.get("/patients/{local_id}/edit")
     def edit_patient(request: Request, local_id: str, version: int | None = None) -> Response:
         session = web.session(request)
-        stored = web.stored(local_id, version)
+        stored = web.stored(session, local_id, version)
         web.audit(request, session, "read", f"Patient/{local_id}", detail="history form")
-        return _form_page(request, session, stored.document, "edit", {})
+        return _form_page(request, session, stored.document, "edit", {}, key=local_id)
 
     @router.post("/patients/form")
     async def save_form(request: Request) -> Response:
@@ -320,24 +331,27 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         fields = await web.form(request, session)
         values = dict(fields)
         mode = values.get("mode", "new")
-        doc = forms.document_from_form((k, v) for k, v in fields if k != "mode")
+        key = values.get("key", "") if mode == "edit" else ""
+        if key:
+            web.stored(session, key)  # 404 for another account's patient
+        doc = forms.document_from_form((k, v) for k, v in fields if k not in ("mode", "key"))
         action = values.get("action", "save")
         if action != "save":
             focus = forms.apply_action(doc, action) or ""
-            return _form_page(request, session, doc, mode, {}, focus=focus)
+            return _form_page(request, session, doc, mode, {}, focus=focus, key=key)
         doc = forms.prune(doc)
         patient, errors = forms.validate(doc)
-        local_id = str(doc.get("id") or "")
-        if patient is not None and mode == "new" and backend.patient(local_id) is not None:
-            errors = {"id": f"a patient with local id {local_id!r} exists; open it and edit "
+        label = str(doc.get("id") or "")
+        if patient is not None and mode == "new" and _by_label(session, label) is not None:
+            errors = {"id": f"a patient with local id {label!r} exists; open it and edit "
                             "its history, or choose another id"}
         if patient is None or errors:
-            return _form_page(request, session, doc, mode, errors, status=422)
-        saved = backend.save_patient(local_id, _json_ready(doc), session.account, "form")
+            return _form_page(request, session, doc, mode, errors, status=422, key=key)
+        saved = backend.save_patient(session.account, key or None, _json_ready(doc), "form")
         web.audit(request, session, "create" if saved.version == 1 else "update",
-                  f"Patient/{local_id}", detail=f"version {saved.version}")
-        session.flash = f"Saved version {saved.version} of {local_id}."
-        return web.redirect(f"/app/patients/{quote(local_id)}")
+                  f"Patient/{saved.local_id}", detail=f"version {saved.version}")
+        session.flash = f"Saved version {saved.version} of {label}."
+        return web.redirect(f"/app/patients/{quote(saved.local_id)}")
 
     @router.post("/check-agent")
     async def check_agent(request: Request) -> Response:
@@ -368,19 +382,22 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         except InputError as exc:
             web.audit(request, session, "import", "Patient", "failure", exc.message[:120])
             return web.page(request, "import.html.j2", session, status=422, error=str(exc))
-        local_id = str(doc.get("id") or "patient")
-        saved = backend.save_patient(local_id, doc, session.account, origin, used)
+        label = str(doc.get("id") or "patient")
+        same = _by_label(session, label)
+        saved = backend.save_patient(session.account, same.local_id if same else None, doc,
+                                     origin, used)
         web.audit(request, session, "create" if saved.version == 1 else "update",
-                  f"Patient/{local_id}", detail=f"import ({origin}), version {saved.version}")
-        session.flash = f"Imported {name} as version {saved.version} of {local_id}."
-        return web.redirect(f"/app/patients/{quote(local_id)}")
+                  f"Patient/{saved.local_id}",
+                  detail=f"import ({origin}), version {saved.version}")
+        session.flash = f"Imported {name} as version {saved.version} of {label}."
+        return web.redirect(f"/app/patients/{quote(saved.local_id)}")
 
     # ---------------------------------------------------------------- patient page
     @router.get("/patients/{local_id}")
     def patient_page(request: Request, local_id: str, version: int | None = None,
                      policy: str = "", as_of: str = "") -> Response:
         session = web.session(request)
-        stored = web.stored(local_id, version)
+        stored = web.stored(session, local_id, version)
         when, chosen = _as_of(as_of), _policy(policy, settings.default_policy)
         patient, result = web.assessed(request, session, stored, when, chosen)
         web.audit(request, session, "read", f"Patient/{local_id}",
@@ -396,7 +413,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
             trial_columns=TRIAL_COLUMNS, ect_columns=ECT_COLUMNS, course_columns=COURSE_COLUMNS,
             choices=views.plan_choices(result), note=views.note_text(result), checks=checks,
             used=views.data_used(stored.origin, stored.data_used), readings=readings,
-            latest=backend.patient(local_id).version,  # type: ignore[union-attr]
+            latest=web.stored(session, local_id).version,
             banner=session.smart.get("banner", True) if session.smart else True)
 
     def _checks(local_id: str) -> dict[str, AuditEntry]:
@@ -415,7 +432,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
     async def checklist(request: Request, local_id: str) -> Response:
         session = web.session(request)
         fields = await web.form(request, session)
-        stored = web.stored(local_id)
+        stored = web.stored(session, local_id)
         values = dict(fields)
         marked = {v for k, v in fields if k == "checked"}
         shown = {v for k, v in fields if k == "item"}
@@ -432,19 +449,19 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
     @router.get("/patients/{local_id}/versions")
     def versions(request: Request, local_id: str) -> Response:
         session = web.session(request)
-        rows = backend.versions(local_id)
+        rows = backend.versions(session.account, local_id)
         if not rows:
             raise HTTPException(404, "no such patient")
         web.audit(request, session, "read", f"Patient/{local_id}", detail="versions")
         return web.page(request, "versions.html.j2", session, local_id=local_id,
-                        rows=list(reversed(rows)))
+                        label=rows[-1].label, rows=list(reversed(rows)))
 
     @router.get("/patients/{local_id}/plan")
     def plan(request: Request, local_id: str, choice: str = "", weeks: int = 0,
              dose: float = 0, policy: str = "", as_of: str = "",
              version: int | None = None) -> Response:
         session = web.session(request)
-        stored = web.stored(local_id, version)
+        stored = web.stored(session, local_id, version)
         when, chosen = _as_of(as_of), _policy(policy, settings.default_policy)
         patient, result = web.assessed(request, session, stored, when, chosen)
         choices = views.plan_choices(result)
@@ -473,11 +490,11 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         if kind not in ("report", "summary", "note") or ext not in ("html", "pdf", "txt"):
             raise HTTPException(404)
         session = web.session(request)
-        stored = web.stored(local_id, version)
+        stored = web.stored(session, local_id, version)
         when, chosen = _as_of(as_of), _policy(policy, settings.default_policy)
         patient, result = web.assessed(request, session, stored, when, chosen)
         audience = "patient" if kind == "summary" else "clinician"
-        filename = f"trdstage-{kind}-{_safe_name(local_id)}-{when.isoformat()}.{ext}"
+        filename = f"trdstage-{kind}-{_safe_name(stored.label)}-{when.isoformat()}.{ext}"
         if kind == "note" and ext == "txt":
             body: bytes | str = views.note_text(result)
             media = "text/plain; charset=utf-8"
@@ -550,13 +567,15 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         session.smart = {"iss": pending.ehr.iss, "patient": str(token["patient"]),
                          "access_token": token["access_token"], "scope": token.get("scope", ""),
                          "banner": token.get("need_patient_banner", True) is not False}
-        local_id = f"{token['patient']}@{_host(pending.ehr.iss)}"
-        doc = _patient_document(read.patient.model_copy(update={"id": local_id}))
-        saved = backend.save_patient(local_id, doc, user, "smart",
+        backend.account(user)
+        label = f"{token['patient']}@{_host(pending.ehr.iss)}"
+        doc = _patient_document(read.patient.model_copy(update={"id": label}))
+        same = _by_label(session, label)
+        saved = backend.save_patient(user, same.local_id if same else None, doc, "smart",
                                      _fhir_used(read, pending.ehr.iss))
-        web.audit(request, session, "smart-launch", f"Patient/{local_id}",
+        web.audit(request, session, "smart-launch", f"Patient/{saved.local_id}",
                   detail=f"read from {pending.ehr.label}, version {saved.version}")
-        return web.redirect(f"/app/patients/{quote(local_id)}", session)
+        return web.redirect(f"/app/patients/{quote(saved.local_id)}", session)
 
     return router
 
