@@ -654,6 +654,8 @@ def audit_bundle(rows: list[AuditEntry]) -> dict[str, Any]:
                        "network": {"address": e.source, "type": "2"} if e.source else None}],
             "source": {"observer": {"display": "trdstage web app"}},
         }
+        if not e.detail:
+            del event["outcomeDesc"]
         if not event["agent"][0]["network"]:
             del event["agent"][0]["network"]
         if e.what.startswith("Patient/"):
