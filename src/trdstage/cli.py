@@ -14,18 +14,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trdstage import assessing
 from trdstage.adapters.errors import InputError
 from trdstage.adapters.native import patient_json_schema, read_patient_file
 from trdstage.adapters.output import write_atomic
-from trdstage.advice import advise
 from trdstage.cli_common import err, fail, parse_date
 from trdstage.cohort.cli import cohort_app
 from trdstage.domain.patient import Patient
-from trdstage.domain.results import Assessment, Notice, result_json_schema
+from trdstage.domain.results import Notice, result_json_schema
 from trdstage.engine import assess as run_assessment
 from trdstage.knowledge import KnowledgeError, load_policy, policy_names
-from trdstage.report import RENDERERS
 from trdstage.report.text import ROMAN
+from trdstage.service.cli import admin_app, serve
 
 app = typer.Typer(
     name="trdstage",
@@ -36,6 +36,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(cohort_app, name="cohort")
+app.add_typer(admin_app, name="admin")
+app.command("serve")(serve)
 
 DEMO_AS_OF = date(2026, 1, 1)  # reference date of the bundled demo histories (examples/README)
 
@@ -54,9 +56,12 @@ class Audience(StrEnum):
     patient = "patient"
 
 
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
+def _emit(text: str | bytes, output: Path | None) -> None:
+    if output is None and isinstance(text, bytes):
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+    elif output is None:
+        sys.stdout.write(str(text))
     else:
         write_atomic(output, text)
         err.print(f"wrote {output}")
@@ -90,26 +95,18 @@ def assess(
 ) -> None:
     """Stage one patient's history under every model and explain each result."""
     when = parse_date(as_of) or date.today()
+    if audience is not Audience.clinician and fmt not in (Format.html, Format.pdf):
+        fail("--audience patient needs --format html or --format pdf")
+    if fmt is Format.pdf and output is None and sys.stdout.isatty():
+        fail("a PDF is binary: give --output FILE (or redirect standard output)")
     try:
         chosen = load_policy(policy)
         patient, notices, fhir_sources = _read_patient(file, fhir_server, patient_id, token,
                                                        timeout)
-        result = advise(patient, run_assessment(patient, as_of=when, policy=chosen))
+        result = assessing.run(patient, as_of=when, policy=chosen, notices=notices)
     except (InputError, KnowledgeError) as exc:
         fail(str(exc))
-    if notices:
-        result = result.model_copy(update={"warnings": [*notices, *result.warnings]})
-    if fmt is Format.fhir:
-        from trdstage.adapters.fhir.write import render_fhir
-
-        _emit(render_fhir(result, fhir_sources), output)
-        return
-    if fmt in (Format.html, Format.pdf):
-        _emit_report(patient, result, fmt, audience, output)
-        return
-    if audience is not Audience.clinician:
-        fail("--audience patient needs --format html or --format pdf")
-    _emit(RENDERERS[fmt.value](result), output)
+    _emit(assessing.render(patient, result, fmt.value, audience.value, fhir_sources), output)
 
 
 def _read_patient(file: Path | None, server: str | None, patient_id: str | None,
@@ -131,27 +128,6 @@ def _read_patient(file: Path | None, server: str | None, patient_id: str | None,
         got = read_fhir_file(file)
         return got.patient, got.notices, got.sources
     return read_patient_file(file), [], {}
-
-
-def _emit_report(patient: Patient, result: Assessment, fmt: Format, audience: Audience,
-                 output: Path | None) -> None:
-    """HTML or PDF report (imported here: matplotlib is only loaded when a report is asked)."""
-    if fmt is Format.html:
-        from trdstage.report.html import render_html
-
-        _emit(render_html(patient, result, audience.value), output)
-        return
-    if output is None and sys.stdout.isatty():
-        fail("a PDF is binary: give --output FILE (or redirect standard output)")
-    from trdstage.report.pdf import render_pdf
-
-    data = render_pdf(patient, result, audience.value)
-    if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        write_atomic(output, data)
-        err.print(f"wrote {output}")
 
 
 @app.command()
