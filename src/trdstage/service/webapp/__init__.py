@@ -1,6 +1,9 @@
-"""The clinician web app: `install(app, backend, settings)` mounts it at /app on a FastAPI app.
+"""The clinician web app at /app.
 
-Pages errors under /app are answered as HTML pages (the rest of the app keeps its own handlers).
+`install(app, settings)` is what `trdstage serve` calls (service.app.EXTENSIONS): the app on the
+service's database, with the `[webapp]` and `[[smart.ehrs]]` settings. `mount(app, backend,
+web_settings)` puts it on any FastAPI app over any `WebBackend` (tests use `MemoryBackend`).
+Errors under /app are answered as HTML pages; the rest of the app keeps its own handlers.
 """
 
 from __future__ import annotations
@@ -20,7 +23,20 @@ TITLES = {400: "This request cannot be answered", 403: "Not allowed", 404: "Not 
           405: "Not allowed", 413: "Too large", 422: "Cannot be read"}
 
 
-def install(app: FastAPI, backend: WebBackend, settings: WebSettings | None = None) -> WebApp:
+def install(app: FastAPI, settings: Any) -> WebApp:
+    """Mount the web app on the service app (`settings`: the service's Settings)."""
+    from trdstage.service.webapp.store import DatabaseBackend
+
+    web_settings = WebSettings.from_mapping({"webapp": getattr(settings, "webapp", None) or {},
+                                             "smart": getattr(settings, "smart", None) or {}})
+    web = mount(app, DatabaseBackend(app.state.db), web_settings)
+    overrides = getattr(app.state, "csp_overrides", None)
+    if isinstance(overrides, dict):
+        overrides["/app"] = web.csp()
+    return web
+
+
+def mount(app: FastAPI, backend: WebBackend, settings: WebSettings | None = None) -> WebApp:
     """Include the /app router and its HTML error pages; returns the app's state."""
     router = create_router(backend, settings)
     app.include_router(router)
@@ -53,9 +69,9 @@ def create_test_app(users: dict[str, tuple[str, Any]] | None = None,
     """The web app alone on an in-memory backend (tests, screenshots)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     backend = MemoryBackend(users or {})
-    install(app, backend, settings)
+    mount(app, backend, settings)
     return app, backend
 
 
 __all__ = ["MemoryBackend", "WebBackend", "WebSettings", "create_router", "create_test_app",
-           "install"]
+           "install", "mount"]

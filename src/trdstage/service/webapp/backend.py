@@ -8,6 +8,7 @@ native patient mappings (the `trdstage assess` file format), stored whole per ve
 from __future__ import annotations
 
 import secrets
+import uuid
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -81,6 +82,10 @@ class WebBackend(Protocol):
     def audit(self, event: AuditEntry) -> None: ...
     def audit_trail(self, who: str = "", what: str = "", action: str = "",
                     since: date | None = None, limit: int = 500) -> list[AuditEntry]: ...
+    def audit_export(self, who: str = "", what: str = "", action: str = "",
+                     since: date | None = None) -> dict[str, Any]:
+        """The trail (filtered as audit_trail) as a FHIR R4 Bundle of AuditEvents."""
+        ...
 
 
 def now() -> datetime:
@@ -169,3 +174,51 @@ class MemoryBackend:
                and (not action or e.action == action)
                and (since is None or e.at.date() >= since)]
         return out[:limit]
+
+    def audit_export(self, who: str = "", what: str = "", action: str = "",
+                     since: date | None = None) -> dict[str, Any]:
+        return audit_bundle(self.audit_trail(who, what, action, since, limit=100_000))
+
+
+AUDIT_CODES: dict[str, tuple[str, str]] = {
+    "read": ("R", "rest"), "search": ("E", "rest"), "create": ("C", "rest"),
+    "update": ("U", "rest"), "download": ("R", "export"), "import": ("C", "import"),
+    "signin": ("E", "110122"), "signout": ("E", "110123"), "denied": ("E", "rest"),
+    "checklist": ("U", "rest"), "smart-launch": ("E", "110114"),
+}
+
+
+def audit_bundle(rows: list[AuditEntry]) -> dict[str, Any]:
+    """The audit trail as a FHIR R4 Bundle (collection) of AuditEvents."""
+    entries = []
+    for i, e in enumerate(rows):
+        action, subtype = AUDIT_CODES.get(e.action, ("E", "rest"))
+        event: dict[str, Any] = {
+            "resourceType": "AuditEvent", "id": f"a{i + 1}",
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                     "code": "rest"} if subtype in ("rest", "export", "import") else
+            {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114",
+             "display": "User Authentication"},
+            "subtype": [{"system": "urn:trdstage:audit-action", "code": e.action}],
+            "action": action, "recorded": e.at.isoformat(),
+            "outcome": "0" if e.outcome == "success" else "4",
+            "outcomeDesc": e.detail,
+            "agent": [{"who": {"display": e.who}, "requestor": True,
+                       "network": {"address": e.source, "type": "2"} if e.source else None}],
+            "source": {"observer": {"display": "trdstage web app"}},
+        }
+        if not e.detail:
+            del event["outcomeDesc"]
+        if not event["agent"][0]["network"]:
+            del event["agent"][0]["network"]
+        if e.what.startswith("Patient/"):
+            event["entity"] = [{"what": {"identifier": {"value": e.what.split("/", 1)[1]}},
+                                "type": {"system": "http://terminology.hl7.org/CodeSystem/"
+                                         "audit-entity-type", "code": "1"}}]
+        entries.append({"fullUrl": f"urn:uuid:{_uuid(i, e)}", "resource": event})
+    return {"resourceType": "Bundle", "type": "collection", "total": len(entries),
+            "entry": entries}
+
+
+def _uuid(i: int, e: AuditEntry) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{i}:{e.at.isoformat()}:{e.who}:{e.action}"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -91,6 +90,11 @@ class WebApp:
         ehr_origins = sorted({origin_of(e.iss) for e in self.settings.ehrs})
         security_headers(response, ehr_origins, [])
         return response
+
+    def csp(self) -> str:
+        probe = Response()
+        self.headers(probe)
+        return probe.headers["Content-Security-Policy"]
 
     def page(self, request: Request, template: str, session: Session | None,
              status: int = 200, **values: Any) -> HTMLResponse:
@@ -292,9 +296,10 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
     def audit_export(request: Request, who: str = "", what: str = "", action: str = "",
                      since: str = "") -> Response:
         session = web.admin(request)
-        rows = _trail(who, what, action, since)
+        bundle = backend.audit_export(who=who, what=what, action=action,
+                                      since=_as_of(since) if since else None)
         web.audit(request, session, "download", "audit", detail="FHIR Bundle")
-        body = json.dumps(audit_bundle(rows), indent=1)
+        body = json.dumps(bundle, indent=1)
         return web.headers(Response(body, media_type="application/fhir+json", headers={
             "Content-Disposition": 'attachment; filename="trdstage-audit.json"'}))
 
@@ -627,50 +632,3 @@ def _safe_next(url: str) -> str:
     return url if url.startswith("/app/") and not url.startswith("//") else "/app/"
 
 
-AUDIT_CODES: dict[str, tuple[str, str]] = {
-    "read": ("R", "rest"), "search": ("E", "rest"), "create": ("C", "rest"),
-    "update": ("U", "rest"), "download": ("R", "export"), "import": ("C", "import"),
-    "signin": ("E", "110122"), "signout": ("E", "110123"), "denied": ("E", "rest"),
-    "checklist": ("U", "rest"), "smart-launch": ("E", "110114"),
-}
-
-
-def audit_bundle(rows: list[AuditEntry]) -> dict[str, Any]:
-    """The audit trail as a FHIR R4 Bundle (collection) of AuditEvents."""
-    entries = []
-    for i, e in enumerate(rows):
-        action, subtype = AUDIT_CODES.get(e.action, ("E", "rest"))
-        event: dict[str, Any] = {
-            "resourceType": "AuditEvent", "id": f"a{i + 1}",
-            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                     "code": "rest"} if subtype in ("rest", "export", "import") else
-            {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114",
-             "display": "User Authentication"},
-            "subtype": [{"system": "urn:trdstage:audit-action", "code": e.action}],
-            "action": action, "recorded": e.at.isoformat(),
-            "outcome": "0" if e.outcome == "success" else "4",
-            "outcomeDesc": e.detail,
-            "agent": [{"who": {"display": e.who}, "requestor": True,
-                       "network": {"address": e.source, "type": "2"} if e.source else None}],
-            "source": {"observer": {"display": "trdstage web app"}},
-        }
-        if not e.detail:
-            del event["outcomeDesc"]
-        if not event["agent"][0]["network"]:
-            del event["agent"][0]["network"]
-        if e.what.startswith("Patient/"):
-            event["entity"] = [{"what": {"identifier": {"value": e.what.split("/", 1)[1]}},
-                                "type": {"system": "http://terminology.hl7.org/CodeSystem/"
-                                         "audit-entity-type", "code": "1"}}]
-        entries.append({"fullUrl": f"urn:uuid:{_uuid(i, e)}", "resource": event})
-    return {"resourceType": "Bundle", "type": "collection", "total": len(entries),
-            "entry": entries}
-
-
-def _uuid(i: int, e: AuditEntry) -> str:
-    import uuid
-
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{i}:{e.at.isoformat()}:{e.who}:{e.action}"))
-
-
-AppFactory = Callable[..., Any]

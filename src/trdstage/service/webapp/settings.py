@@ -1,7 +1,7 @@
-"""The web app's settings: the `[app]` and `[[smart.ehrs]]` tables of the service's TOML file.
+"""The web app's settings: the `[webapp]` and `[[smart.ehrs]]` tables of the service's TOML file.
 
 ```toml
-[app]
+[webapp]
 idle_minutes = 15          # a session idle this long is signed out
 cookie_secure = true       # session cookie only over HTTPS (keep true behind TLS)
 default_policy = "default"
@@ -57,11 +57,11 @@ class WebSettings:
 
     @classmethod
     def from_mapping(cls, config: dict[str, Any]) -> WebSettings:
-        """From the parsed TOML file (its `app` and `smart` tables); unknown keys refused."""
-        app = dict(config.get("app") or {})
+        """From the parsed TOML file (its `webapp` and `smart` tables); unknown keys refused."""
+        app = dict(config.get("webapp") or {})
         known = {"idle_minutes", "cookie_secure", "default_policy"}
         if unknown := sorted(set(app) - known):
-            raise SettingsError(f"[app]: unknown key(s) {', '.join(unknown)}")
+            raise SettingsError(f"[webapp]: unknown key(s) {', '.join(unknown)}")
         ehrs = []
         for i, raw in enumerate((config.get("smart") or {}).get("ehrs") or []):
             where = f"[[smart.ehrs]] #{i + 1}"
