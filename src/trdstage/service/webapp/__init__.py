@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException as FastAPIHTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -59,6 +60,20 @@ def mount(app: FastAPI, backend: WebBackend, settings: WebSettings | None = None
             title=TITLES.get(exc.status_code, "Something went wrong"), message=exc.detail)
         return web.headers(HTMLResponse(html, status_code=exc.status_code))
 
+    async def invalid(request: Request, exc: Exception) -> Response:
+        if not request.url.path.startswith("/app"):
+            from fastapi.exception_handlers import request_validation_exception_handler
+
+            assert isinstance(exc, RequestValidationError)
+            return await (previous_invalid or request_validation_exception_handler)(
+                request, exc)  # type: ignore[operator]
+        errors = getattr(exc, "errors", lambda: [])()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:])
+        return await pages(request, HTTPException(400, f"{where}: {first.get('msg', 'bad input')}"))
+
+    previous_invalid = app.exception_handlers.get(RequestValidationError)
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, pages)
     app.add_exception_handler(FastAPIHTTPException, pages)
     return web

@@ -185,6 +185,18 @@ def _as_of(value: str | None) -> date:
         raise HTTPException(400, f"as_of: {value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+def _number(text: str, name: str, default: float, low: float, high: float) -> float:
+    if not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise HTTPException(400, f"{name}: {text!r} is not a number") from exc
+    if not low <= value <= high:
+        raise HTTPException(400, f"{name}: give {low:g} to {high:g}")
+    return value
+
+
 def _policy(value: str | None, default: str) -> str:
     name = value or default
     if name not in policy_names():
@@ -321,7 +333,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
     @router.get("/patients/new")
     def new_patient(request: Request) -> Response:
         session = web.session(request)
-        return _form_page(request, session, {}, "new", {})
+        return _form_page(request, session, {}, "new", {}, focus="id")
 
     @router.get("/patients/{local_id}/edit")
     def edit_patient(request: Request, local_id: str, version: int | None = None) -> Response:
@@ -462,8 +474,8 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
                         label=rows[-1].label, rows=list(reversed(rows)))
 
     @router.get("/patients/{local_id}/plan")
-    def plan(request: Request, local_id: str, choice: str = "", weeks: int = 0,
-             dose: float = 0, policy: str = "", as_of: str = "",
+    def plan(request: Request, local_id: str, choice: str = "", weeks: str = "",
+             dose: str = "", policy: str = "", as_of: str = "",
              version: int | None = None) -> Response:
         session = web.session(request)
         stored = web.stored(session, local_id, version)
@@ -474,13 +486,9 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         if picked is None:
             raise HTTPException(400, "choice: pick one of the switch options listed")
         min_weeks = int(-(-load_policy(chosen).min_adequate_weeks // 1))
-        weeks = weeks or min_weeks
-        if not 1 <= weeks <= 104:
-            raise HTTPException(400, "weeks: give 1 to 104")
-        dose = dose or picked.dose_mg
-        if not 0 < dose <= 10_000:
-            raise HTTPException(400, "dose: give a daily dose in mg above 0")
-        result_plan = views.plan_failed_trial(patient, result, picked, weeks, dose, chosen)
+        n_weeks = _number(weeks, "weeks", min_weeks, 1, 104)
+        mg = _number(dose, "dose", picked.dose_mg, 0.001, 10_000)
+        result_plan = views.plan_failed_trial(patient, result, picked, int(n_weeks), mg, chosen)
         web.audit(request, session, "read", f"Patient/{local_id}",
                   detail=f"plan {picked.option} {picked.agent} (not stored)")
         return web.page(request, "plan.html.j2", session, stored=stored, plan=result_plan,
