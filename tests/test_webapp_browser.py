@@ -2,12 +2,13 @@
 signs in, enters a three-trial history with the keyboard only, sees Thase & Rush stage II and
 why, plans a failed TCA (stage III), downloads the PDF; an EHR launches the app (SMART, against
 the loopback test EHR); axe finds no serious or critical violation on any page; each page is
-photographed for docs/app.md (docs/img/app-*.png)."""
+photographed (docs/img/app-*.png with TRDSTAGE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
 import io
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ from trdstage.service.webapp.settings import SmartEhr
 from webapp_support import CLIENT_ID, CLIENT_SECRET, TRIALS, USERS, free_port, serve
 
 CHROMIUM = os.environ.get("TRDSTAGE_CHROMIUM", "/usr/bin/chromium")
-IMG = Path(__file__).parents[1] / "docs" / "img"
+# Screenshots go to docs/img with TRDSTAGE_SCREENSHOTS=1 (refreshing the docs), else to a
+# temporary folder.
+IMG = (Path(__file__).parents[1] / "docs" / "img" if os.environ.get("TRDSTAGE_SCREENSHOTS")
+       else Path(tempfile.gettempdir()) / "trdstage-screenshots")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -52,7 +56,7 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _axe(page: Any, name: str) -> None:
+def _axe(page: Any, name: str, full: bool = True) -> None:
     """No serious or critical axe violation; a screenshot for the docs."""
     from axe_playwright_python.sync_playwright import Axe
 
@@ -61,7 +65,7 @@ def _axe(page: Any, name: str) -> None:
            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert not bad, f"{name}: {bad}"
     IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / f"app-{name}.png"), full_page=True)
+    page.screenshot(path=str(IMG / f"app-{name}.png"), full_page=full)
 
 
 def _type_trial(page: Any, agent: str, start: str, end: str, dose: str) -> None:
@@ -135,7 +139,9 @@ def test_clinician_journey_by_keyboard(servers: dict[str, Any], browser: Any) ->
     why.focus()
     k.press("Enter")
     assert page.get_by_text("different class: T3 venlafaxine").is_visible()
-    _axe(page, "patient")
+    _axe(page, "patient", full=False)
+    for section in ("next-steps", "timeline", "share"):
+        page.locator(f"#{section}").screenshot(path=str(IMG / f"app-patient-{section}.png"))
     patient_url = page.url
 
     page.locator("#plan-choice").select_option("switch_tca:nortriptyline")
@@ -208,7 +214,7 @@ def test_smart_ehr_launch_in_the_browser(servers: dict[str, Any], browser: Any) 
     cookies = context.cookies()
     assert all(c["httpOnly"] for c in cookies if c["name"] == "trdstage_app")
     assert not any(t in page.content() for t in ehr.tokens)
-    _axe(page, "smart-patient")
+    _axe(page, "smart-patient", full=False)
     page.goto(f"{servers['app']}/app/smart/callback?state=forged&code=x")
     assert page.get_by_text("does not match a launch in progress").is_visible()
     page.goto(f"{servers['app']}/app/smart")
