@@ -49,11 +49,12 @@ from trdstage.service.schemas import (
     VersionPage,
 )
 
-router = APIRouter(prefix="/api/v1", responses=responses(401, 429))
+router = APIRouter(prefix="/api/v1", responses=responses(400, 401, 429))
 
 # Accept -> output format of an assessment
 OUTPUTS = {"application/json": "json", FHIR_JSON: "fhir", "text/html": "html",
            "application/pdf": "pdf"}
+# A rendered report (text/html answer): its own inline styles and SVG charts, nothing else.
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 BODY_TYPES = store.JSON_TYPES + store.YAML_TYPES
@@ -149,12 +150,23 @@ _ASSESS_OUTPUT = {
                 "text/html": {"schema": {"type": "string"}},
                 "application/pdf": {"schema": {"type": "string", "format": "binary"}}},
 }
-_BODY_DOC = {"requestBody": {"required": True, "description": "A FHIR R4 Bundle, or a native "
-             "patient document (`trdstage schema`) in JSON or YAML.",
-             "content": {t: {"schema": {"type": "object"}} for t in BODY_TYPES}}}
-_PATIENT_BODY = {"requestBody": {"required": True, "description": "A native patient "
-                 "document (`trdstage schema`) in JSON or YAML.",
-                 "content": {t: {"schema": {"type": "object"}} for t in BODY_TYPES}}}
+# A synthetic native history (the bundled example D1) as the documented example body.
+_EXAMPLE_PATIENT = {"id": "D1", "sex": "female", "episodes": [{
+    "onset": "2025-05-02", "severity": "moderate", "medications": [{
+        "id": "rx1", "agent": "sertraline", "adherence": "good", "outcome": "non_response",
+        "steps": [{"start": "2025-05-16", "end": "2025-07-11", "dose": "100 mg"}]}]}]}
+
+
+def _body_doc(description: str) -> dict[str, Any]:
+    content: dict[str, Any] = {t: {"schema": {"type": "object"}} for t in BODY_TYPES}
+    content["application/json"]["example"] = _EXAMPLE_PATIENT
+    return {"requestBody": {"required": True, "description": description,
+                            "content": content}}
+
+
+_BODY_DOC = _body_doc("A FHIR R4 Bundle, or a native patient document (`trdstage schema`) "
+                      "in JSON or YAML.")
+_PATIENT_BODY = _body_doc("A native patient document (`trdstage schema`) in JSON or YAML.")
 
 
 @router.post("/assess", tags=["assess"], summary="Assess one record (nothing stored)",

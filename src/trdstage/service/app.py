@@ -23,13 +23,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trdstage.service.auth import RateLimiter
-from trdstage.service.db import Database, schema_state
+from trdstage.service.db import Database, DatabaseBusy, schema_state
 from trdstage.service.problems import Problem, problem_response
 from trdstage.service.settings import Settings
 
@@ -46,9 +47,7 @@ DOCS_CSP = ("default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'uns
             "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
             "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; "
             "base-uri 'none'")
-# A rendered report (text/html answer): its own inline styles and SVG charts, nothing else.
-REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
 
 
 class RequestIdFilter(logging.Filter):
@@ -115,6 +114,12 @@ class Guard:
             body_receive = await self._read_body(scope, receive, send_wrapped)
             if body_receive is not None:
                 await self.app(scope, body_receive, send_wrapped)
+        except (DatabaseBusy, OperationalError) as exc:
+            log.error("database unavailable: %s at %s", type(exc).__name__, _where(exc))
+            if status["code"] == 0:
+                await _send_problem(scope, send_wrapped, Problem(
+                    503, "the database is busy or unreachable; try again",
+                    headers={"Retry-After": "2"}))
         except Exception as exc:  # the app raised past its handlers: no stack trace out
             log.error("unhandled %s at %s", type(exc).__name__, _where(exc))
             if status["code"] == 0:

@@ -39,6 +39,7 @@ from trdstage.service.settings import OidcSettings, Settings
 
 ROLES = ("clinician", "admin")
 TOKEN_PREFIX = "trd_"  # noqa: S105 - the visible start of every API token, not a secret
+LAST_USED_EVERY = timedelta(minutes=5)  # how often a token's last use is written
 _HASHER = PasswordHasher()  # argon2id, the library's RFC 9106 low-memory profile
 _DUMMY_HASH = _HASHER.hash("not-a-password")  # same work for unknown names (no timing hint)
 
@@ -225,7 +226,9 @@ def current_principal(request: Request, session: Annotated[Session, Depends(get_
         if credential.startswith(TOKEN_PREFIX):
             row = find_token(session, credential)
             if row is not None:
-                row.last_used = utcnow()
+                now = utcnow()
+                if row.last_used is None or now - row.last_used > LAST_USED_EVERY:
+                    row.last_used = now
                 principal = Principal(row.account, "token", row.id)
         elif settings.oidc is not None and credential.count(".") == 2:
             account = _oidc_account(session, settings.oidc, credential, request)
@@ -245,6 +248,7 @@ def current_principal(request: Request, session: Annotated[Session, Depends(get_
         raise refuse(session, request, 429, f"more than {limiter.per_minute} requests a minute",
                      actor=principal.actor, headers={"Retry-After": str(wait)})
     request.state.account_id = principal.account.id
+    session.commit()  # end the look-up's transaction: no lock held while the request works
     return principal
 
 

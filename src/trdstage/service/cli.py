@@ -4,13 +4,12 @@ service modules (imported inside the commands so the rest of the command line st
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from trdstage.cli_common import err, fail
 
@@ -116,15 +115,15 @@ def user_list(config: ConfigOption = None) -> None:
     settings = _settings(config)
     _migrated(settings)
     db = Database(settings.server.database)
-    table = Table("name", "role", "active", "created")
+    rows = [("name", "role", "active", "created")]
     try:
         with db.session() as session:
             for acc in session.scalars(select(Account).order_by(Account.name)):
-                table.add_row(acc.name, acc.role, "yes" if acc.active else "no",
-                              acc.created.isoformat(timespec="seconds"))
+                rows.append((acc.name, acc.role, "yes" if acc.active else "no",
+                             _stamp(acc.created)))
     finally:
         db.dispose()
-    Console().print(table)
+    _print_rows(rows)
 
 
 @user_app.command("disable")
@@ -196,8 +195,8 @@ def token_list(
     settings = _settings(config)
     _migrated(settings)
     db = Database(settings.server.database)
-    table = Table("id", "account", "starts", "label", "created", "expires", "revoked",
-                  "last used")
+    rows = [("id", "account", "starts", "label", "created", "expires", "revoked",
+             "last_used")]
     stamp = _stamp
     try:
         with db.session() as session:
@@ -205,16 +204,21 @@ def token_list(
             if name is not None:
                 query = query.where(Account.name == name)
             for tok in session.scalars(query):
-                table.add_row(str(tok.id), tok.account.name, tok.prefix + "…", tok.label,
-                              stamp(tok.created), stamp(tok.expires), stamp(tok.revoked),
-                              stamp(tok.last_used))
+                rows.append((str(tok.id), tok.account.name, tok.prefix, tok.label or "-",
+                             stamp(tok.created), stamp(tok.expires), stamp(tok.revoked),
+                             stamp(tok.last_used)))
     finally:
         db.dispose()
-    Console().print(table)
+    _print_rows(rows)
 
 
 def _stamp(value: datetime | None) -> str:
-    return value.isoformat(timespec="seconds") if value is not None else ""
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+def _print_rows(rows: Sequence[tuple[str, ...]]) -> None:
+    """Tab-separated columns with a header line (easy to read and to script)."""
+    sys.stdout.write("".join("\t".join(row) + "\n" for row in rows))
 
 
 @token_app.command("revoke")

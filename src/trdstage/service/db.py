@@ -2,11 +2,13 @@
 
 SQLite runs in WAL mode with `synchronous=FULL` (every commit is on disk before it returns,
 which survives a killed process and an OS crash), foreign keys on, a busy timeout, and
-`BEGIN IMMEDIATE` for every transaction (writers queue instead of failing mid-way).
+`BEGIN IMMEDIATE` for every transaction (writers queue instead of failing mid-way), queued
+on one lock per process.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -17,6 +19,10 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseBusy(RuntimeError):
+    """No write slot within the busy timeout (answered 503 with Retry-After)."""
 
 
 class SchemaError(RuntimeError):
@@ -43,9 +49,29 @@ def make_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
+    # One writer at a time inside this process, queued on a lock (fair, no polling) rather
+    # than on SQLite's busy handler, which can starve a waiting thread under load. Taken at
+    # BEGIN, given back when the connection returns to the pool (after COMMIT or ROLLBACK).
+    writer = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        info = conn.connection.info
+        if not info.get("writer"):
+            if not writer.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+                raise DatabaseBusy("the database is busy; try again")
+            info["writer"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except Exception:
+            info.pop("writer", None)
+            writer.release()
+            raise
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        if record.info.pop("writer", False):
+            writer.release()
 
     return engine
 
