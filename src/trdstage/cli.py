@@ -183,5 +183,19 @@ def demo(
     console.print("Decision support, not a medical device.", style="dim")
 
 
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one).")] = 8765,
+    service: Annotated[str | None, typer.Option(
+        "--service", help="Call this CDS service (e.g. a `trdstage serve`) instead of the one "
+        "the sandbox runs.")] = None,
+) -> None:
+    """A test EHR on 127.0.0.1: synthetic patients over FHIR, a CDS Hooks client and pages that
+    show the cards (docs/cds-hooks.md)."""
+    from trdstage.service.sandbox.run import run
+
+    run(port, service)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

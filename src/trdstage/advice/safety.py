@@ -108,8 +108,10 @@ def _ceiling(ctx: AdviceContext, rule: CeilingRule) -> tuple[float, list[str], l
 
 
 def agent_alerts(ctx: AdviceContext, agent: str, together_with: list[DrugUse],
-                 washout_from: list[DrugUse], proposed_dose: bool = True) -> list[Alert]:
-    """Every rule that fires for starting (or continuing) `agent`."""
+                 washout_from: list[DrugUse], proposed_dose: bool = True,
+                 dose_mg: float | None = None) -> list[Alert]:
+    """Every rule that fires for starting (or continuing) `agent`; with `dose_mg` (an order's
+    daily dose) the ceiling alert fires only when that dose is above the patient's maximum."""
     k = ctx.knowledge
     out: list[Alert] = []
     for other in together_with:
@@ -134,7 +136,13 @@ def agent_alerts(ctx: AdviceContext, agent: str, together_with: list[DrugUse],
         if ceiling.agent != agent:
             continue
         limit, why, sources = _ceiling(ctx, ceiling)
-        if proposed_dose and limit < ceiling.max_mg:
+        if dose_mg is not None:
+            if dose_mg > limit:
+                out.append(_alert(ctx, "warning", ceiling.code,
+                                  f"{agent} {dose_mg:g} mg/day is above the maximum of "
+                                  f"{limit:g} mg/day for this patient ({'; '.join(why)}).",
+                                  sources, [agent]))
+        elif proposed_dose and limit < ceiling.max_mg:
             out.append(_alert(ctx, "warning", ceiling.code,
                               f"{agent}: maximum {limit:g} mg/day for this patient "
                               f"({'; '.join(why)}).", sources, [agent]))

@@ -354,7 +354,8 @@ def create_assessment(request: Request, response: Response, patient_id: str,
                       principal: Clinician, session: DbSession, as_of: AsOf = None,
                       policy: PolicyName = "default",
                       version: Annotated[int | None, Query(
-                          ge=1, description="The patient version (default: current).")] = None,
+                          ge=1, le=2_147_483_647,
+                          description="The patient version (default: current).")] = None,
                       ) -> AssessmentOut:
     when = _as_of(as_of)
     chosen = _policy(policy)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from trdstage.service.db import make_engine
 from trdstage.service.models import Base
 
-MODEL_MODULES = ["trdstage.service.models"]
+MODEL_MODULES = ["trdstage.service.models", "trdstage.service.cds.sql"]
 for _module in MODEL_MODULES:
     importlib.import_module(_module)
 
