@@ -106,13 +106,23 @@ class WebApp:
             ehrs=self.settings.ehrs, **values)
         response = HTMLResponse(html, status_code=status)
         if session is not None:
-            set_cookie(response, session, self.settings.cookie_secure)
+            set_cookie(response, session, self.secure(request))
         return self.headers(response)  # type: ignore[return-value]
 
-    def redirect(self, url: str, session: Session | None = None) -> Response:
+    def secure(self, request: Request) -> bool:
+        """Secure cookies, except over plain HTTP to a loopback address (the demo), where a
+        browser would not send them back."""
+        if not self.settings.cookie_secure:
+            return False
+        local = request.url.hostname in ("127.0.0.1", "localhost", "::1")
+        return request.url.scheme == "https" or not local
+
+    def redirect(self, url: str, session: Session | None = None,
+                 request: Request | None = None) -> Response:
         response = RedirectResponse(url, status_code=303)
         if session is not None:
-            set_cookie(response, session, self.settings.cookie_secure)
+            set_cookie(response, session, self.secure(request) if request is not None
+                       else self.settings.cookie_secure)
         return self.headers(response)
 
     # ------------------------------------------------------------------ sessions
@@ -261,7 +271,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         web.sessions.drop(session.id)  # a new id at sign-in: no session fixation
         fresh = web.sessions.new(account=account.name, role=account.role)
         web.audit(request, fresh, "signin", "")
-        return web.redirect(nxt, fresh)
+        return web.redirect(nxt, fresh, request)
 
     @router.post("/signout")
     async def signout(request: Request) -> Response:
@@ -270,7 +280,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         web.audit(request, session, "signout", "")
         web.sessions.drop(session.id)
         response = web.redirect("/app/signin")
-        clear_cookie(response, settings.cookie_secure)
+        clear_cookie(response, web.secure(request))
         return response
 
     # ---------------------------------------------------------------- lists
@@ -588,7 +598,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
                                      _fhir_used(read, pending.ehr.iss))
         web.audit(request, session, "smart-launch", f"Patient/{saved.local_id}",
                   detail=f"read from {pending.ehr.label}, version {saved.version}")
-        return web.redirect(f"/app/patients/{quote(saved.local_id)}", session)
+        return web.redirect(f"/app/patients/{quote(saved.local_id)}", session, request)
 
     return router
 
