@@ -243,7 +243,7 @@ def test_import_native_file(client: TestClient) -> None:
 
 
 def test_patients_are_private_to_their_account() -> None:
-    c, backend = _client()
+    c, _ = _client()
     _sign_in(c)
     url = _saved(c)
     other, _ = TestClient(c.app, base_url="https://testserver"), None

@@ -45,7 +45,7 @@ def _sign_in(client: TestClient, name: str = "dr-ann", password: str | None = No
 def test_sign_in_save_and_the_api_sees_the_same_patient(service: tuple[TestClient, Database]
                                                         ) -> None:
     client, db = service
-    assert _sign_in(client, password="wrong") == 401
+    assert _sign_in(client, password="wrong") == 401  # noqa: S106 - a wrong one
     assert _sign_in(client) == 303
     form = client.get("/app/patients/new")
     r = client.post("/app/patients/form", data=history_form(csrf_of(form.text)),

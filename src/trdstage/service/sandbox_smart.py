@@ -68,7 +68,7 @@ class SmartSandbox:
     def add_bundle(self, bundle: dict[str, Any]) -> str:
         """Serve the resources of a Bundle as one patient's record; returns the patient id."""
         resources = [e["resource"] for e in bundle.get("entry") or [] if "resource" in e]
-        pid = next(r["id"] for r in resources if r.get("resourceType") == "Patient")
+        pid = str(next(r["id"] for r in resources if r.get("resourceType") == "Patient"))
         self.patients[pid] = resources
         return pid
 
@@ -152,8 +152,8 @@ def build_app(sb: SmartSandbox) -> FastAPI:
         launch = secrets.token_urlsafe(16)
         with sb.lock:
             sb.launches[launch] = patient
-        return RedirectResponse(f"{client.launch_url}?{urlencode({'iss': sb.iss, 'launch': launch})}",
-                                status_code=302)
+        query = urlencode({"iss": sb.iss, "launch": launch})
+        return RedirectResponse(f"{client.launch_url}?{query}", status_code=302)
 
     @app.get("/auth/authorize")
     def authorize(request: Request) -> Response:

@@ -45,7 +45,8 @@ def mount(app: FastAPI, backend: WebBackend, settings: WebSettings | None = None
     previous = app.exception_handlers.get(HTTPException)
 
     async def pages(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
+        if not isinstance(exc, HTTPException):  # pragma: no cover - registered for it only
+            raise exc
         if not request.url.path.startswith("/app"):
             if previous is not None:
                 result: Response = await previous(request, exc)  # type: ignore[misc]
@@ -64,10 +65,13 @@ def mount(app: FastAPI, backend: WebBackend, settings: WebSettings | None = None
         if not request.url.path.startswith("/app"):
             from fastapi.exception_handlers import request_validation_exception_handler
 
-            assert isinstance(exc, RequestValidationError)
-            return await (previous_invalid or request_validation_exception_handler)(
-                request, exc)  # type: ignore[operator]
-        errors = getattr(exc, "errors", lambda: [])()
+            if not isinstance(exc, RequestValidationError):  # pragma: no cover
+                raise exc
+            handler: Any = previous_invalid or request_validation_exception_handler
+            answer: Response = await handler(request, exc)
+            return answer
+        errors: list[Any] = list(exc.errors()) if isinstance(exc, RequestValidationError) \
+            else []
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:])
         return await pages(request, HTTPException(400, f"{where}: {first.get('msg', 'bad input')}"))

@@ -8,8 +8,8 @@ native patient mappings (the `trdstage assess` file format), stored whole per ve
 from __future__ import annotations
 
 import secrets
-import uuid
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import yaml
@@ -228,7 +228,9 @@ def _fhir_used(read: FhirRead, origin: str) -> dict[str, Any]:
 
 
 def _patient_document(patient: Patient) -> dict[str, Any]:
-    return _json_ready(patient.model_dump(mode="json", exclude_defaults=True))
+    document: dict[str, Any] = _json_ready(patient.model_dump(mode="json",
+                                                              exclude_defaults=True))
+    return document
 
 
 def create_router(backend: WebBackend, settings: WebSettings | None = None) -> APIRouter:
@@ -249,7 +251,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         return web.headers(response)
 
     @router.get("/signin")
-    def signin_page(request: Request, next: str = "/app/", timeout: str = "") -> Response:  # noqa: A002
+    def signin_page(request: Request, next: str = "/app/", timeout: str = "") -> Response:
         session = web.sessions.new()
         note = (f"You were signed out after {settings.idle_minutes:g} minutes without "
                 "activity." if timeout else "")
@@ -267,8 +269,8 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
             web.audit(request, None, "signin", "", "failure", f"account {name!r}"[:80])
             return web.page(request, "signin.html.j2", session, status=401, next=nxt,
                             note="", error="The account name or password is not right.")
-        assert session is not None
-        web.sessions.drop(session.id)  # a new id at sign-in: no session fixation
+        if session is not None:
+            web.sessions.drop(session.id)  # a new id at sign-in: no session fixation
         fresh = web.sessions.new(account=account.name, role=account.role)
         web.audit(request, fresh, "signin", "")
         return web.redirect(nxt, fresh, request)
@@ -516,7 +518,8 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         stored = web.stored(session, local_id, version)
         when, chosen = _as_of(as_of), _policy(policy, settings.default_policy)
         patient, result = web.assessed(request, session, stored, when, chosen)
-        audience = "patient" if kind == "summary" else "clinician"
+        audience: Literal["clinician", "patient"] = ("patient" if kind == "summary"
+                                                     else "clinician")
         filename = f"trdstage-{kind}-{_safe_name(stored.label)}-{when.isoformat()}.{ext}"
         if kind == "note" and ext == "txt":
             body: bytes | str = views.note_text(result)

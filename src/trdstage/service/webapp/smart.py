@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import OAuth2Client
+from authlib.common.security import generate_token  # type: ignore[import-untyped]
+from authlib.integrations.httpx_client import OAuth2Client  # type: ignore[import-untyped]
 
 from trdstage.service.webapp.settings import SmartEhr
 
@@ -91,7 +91,8 @@ def _client(ehr: SmartEhr) -> OAuth2Client:
     return OAuth2Client(client_id=ehr.client_id, client_secret=ehr.client_secret,
                         scope=None, redirect_uri=ehr.redirect_uri,
                         code_challenge_method="S256",
-                        token_endpoint_auth_method="client_secret_basic", timeout=TIMEOUT)
+                        token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name
+                        timeout=TIMEOUT)
 
 
 def start(ehr: SmartEhr, launch: str | None, pending: PendingLaunches, framed: bool) -> str:

@@ -19,7 +19,8 @@ from trdstage.service.auth import verify_password
 from trdstage.service.db import Database
 from trdstage.service.models import Account as AccountRow
 from trdstage.service.models import Assessment as AssessmentRow
-from trdstage.service.models import AuditEvent, Patient, PatientVersion as VersionRow
+from trdstage.service.models import AuditEvent, Patient
+from trdstage.service.models import PatientVersion as VersionRow
 from trdstage.service.webapp.backend import (
     Account,
     AssessmentEntry,
@@ -105,7 +106,8 @@ class DatabaseBackend:
                 row = store.version_of(s, patient, 1)
             else:
                 row = store.update_patient(s, patient, account, document)
-            assert row is not None
+            if row is None:  # pragma: no cover - create_patient always writes version 1
+                raise LookupError(f"patient {patient.id} has no version")
             s.commit()
             with self._lock:
                 self._used[(row.patient_id, row.version)] = (origin, data_used or {})
@@ -165,8 +167,8 @@ class DatabaseBackend:
             s.commit()
 
     def recent_assessments(self, owner: str, limit: int = 20) -> list[AssessmentEntry]:
-        from trdstage.service.webapp.views import one_line
         from trdstage.domain.results import Assessment
+        from trdstage.service.webapp.views import one_line
 
         with self.db.session() as s:
             try:
