@@ -136,3 +136,28 @@ def test_need_patient_banner_false_hides_the_banner(env: Env) -> None:
     finally:
         env.ehr.need_patient_banner = True
     assert r.status_code == 200 and 'class="banner"' not in r.text
+
+
+def test_launch_from_trdstage_sandbox() -> None:
+    """`trdstage sandbox --app-url`: its charts open the web app by an EHR launch."""
+    from trdstage.service.sandbox.app import SMART_CLIENT_ID, SMART_CLIENT_SECRET, build_sandbox
+
+    port = free_port()
+    sb = build_sandbox(f"http://127.0.0.1:{port}", app_url=APP)
+    pid = sorted(sb.fhir.patients)[0]
+    settings = WebSettings(ehrs=(SmartEhr(f"{sb.base_url}/fhir", SMART_CLIENT_ID,
+                                          SMART_CLIENT_SECRET, f"{APP}/app/smart/callback"),))
+    app, _ = create_test_app(USERS, settings)
+    client = TestClient(app, base_url=APP)
+    with serve(sb.app, port):
+        chart = httpx.get(f"{sb.base_url}/ehr/patients/{pid}", timeout=30)
+        assert "Open trdstage for this patient" in chart.text
+        launch = httpx.get(f"{sb.base_url}/ehr/launch", params={"patient": pid},
+                           follow_redirects=False, timeout=10).headers["location"]
+        r = client.get(launch.removeprefix(APP), follow_redirects=False)
+        assert r.status_code == 302, r.text[-1500:]
+        answer = httpx.get(r.headers["location"], follow_redirects=False, timeout=10)
+        page = client.get(answer.headers["location"].removeprefix(APP), follow_redirects=True)
+    assert page.status_code == 200, page.text[:600]
+    assert f"Staging for {pid}@127.0.0.1:{port}" in page.text
+    assert "Stage under each model" in page.text

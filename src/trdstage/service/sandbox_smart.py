@@ -21,6 +21,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -29,9 +30,11 @@ from urllib.parse import urlencode
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 
+WELL_KNOWN = "/fhir/.well-known/smart-configuration"
 CODE_SECONDS = 60
 TOKEN_SECONDS = 3600
 USER = "Practitioner/sandbox-clinician"
@@ -53,6 +56,7 @@ class SmartSandbox:
     clients: dict[str, Client] = field(default_factory=dict)
     patients: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     need_patient_banner: bool = True
+    static_token: str = ""  # when set, the token issued (the host EHR's FHIR server checks it)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     launches: dict[str, str] = field(default_factory=dict)
@@ -113,10 +117,21 @@ def _subject(resource: dict[str, Any]) -> str:
 
 
 def build_app(sb: SmartSandbox) -> FastAPI:
+    """The test EHR alone: the SMART endpoints and a FHIR server answering their tokens."""
     app = FastAPI(title="trdstage SMART test EHR", openapi_url=None, docs_url=None,
                   redoc_url=None)
+    app.include_router(smart_router(sb, fhir=True))
+    return app
 
-    @app.get("/fhir/.well-known/smart-configuration")
+
+def attach(app: FastAPI, sb: SmartSandbox) -> None:
+    """Add the SMART endpoints to another test EHR app (`trdstage sandbox`) whose FHIR server
+    at /fhir accepts `sb.static_token`; the configuration route goes before its /fhir mount."""
+    app.include_router(smart_router(sb, fhir=False))
+    app.router.routes.insert(0, APIRoute(WELL_KNOWN, _configuration(sb), methods=["GET"]))
+
+
+def _configuration(sb: SmartSandbox) -> Callable[[], JSONResponse]:
     def configuration() -> JSONResponse:
         return JSONResponse({
             "issuer": sb.base_url, "jwks_uri": f"{sb.base_url}/auth/jwks",
@@ -132,6 +147,14 @@ def build_app(sb: SmartSandbox) -> FastAPI:
                              "context-ehr-patient", "context-standalone-patient",
                              "sso-openid-connect", "permission-v2", "permission-patient"],
         }, headers={"Access-Control-Allow-Origin": "*"})
+
+    return configuration
+
+
+def smart_router(sb: SmartSandbox, fhir: bool = True) -> APIRouter:
+    app = APIRouter()
+
+    app.add_api_route(WELL_KNOWN, _configuration(sb), methods=["GET"])
 
     @app.get("/auth/jwks")
     def jwks() -> JSONResponse:
@@ -232,7 +255,7 @@ def build_app(sb: SmartSandbox) -> FastAPI:
         if not verifier or not hmac.compare_digest(s256(verifier), grant["challenge"]):
             sb.refuse("code_verifier")
             return _oauth_error(400, "invalid_grant", "PKCE code_verifier does not match")
-        access = secrets.token_urlsafe(32)
+        access = sb.static_token or secrets.token_urlsafe(32)
         with sb.lock:
             sb.tokens[access] = {"patient": grant["patient"],
                                  "expires": time.time() + TOKEN_SECONDS}
@@ -263,6 +286,9 @@ def build_app(sb: SmartSandbox) -> FastAPI:
     def _outcome(code: str, text: str) -> dict[str, Any]:
         return {"resourceType": "OperationOutcome",
                 "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+
+    if not fhir:
+        return app
 
     @app.get("/fhir/{rtype}/{rid}")
     def read(rtype: str, rid: str, request: Request) -> Response:
