@@ -78,7 +78,10 @@ def _audit(svc: Service, **params: Any) -> list[dict[str, Any]]:
     with svc.client("root") as c:
         resp = c.get("/api/v1/audit", params={"_count": 200, **params})
     assert resp.status_code == 200, resp.text
-    return [e["resource"] for e in resp.json()["entry"]]
+    events = [e["resource"] for e in resp.json()["entry"]]
+    for event in events:
+        validate_fhir(event)  # every event is a valid R4 AuditEvent
+    return events
 
 
 # --- service basics -----------------------------------------------------------------------
@@ -478,3 +481,19 @@ def test_logs_carry_request_ids_and_no_secrets_or_patient_data(service: Service)
         assert secret not in log
     for patient_data in ("sertraline", "venlafaxine", "1975-03-14", "CYP2D6", "episodes"):
         assert patient_data not in log
+
+
+def test_values_no_database_can_store_are_refused_not_failed(service: Service) -> None:
+    with service.client("alice") as c:
+        pid = _new_patient(service)
+        for resp in (c.get("/api/v1/patients/a%00b"),
+                     c.get("/api/v1/patients", params={"x": "\x00"}),
+                     c.get(f"/api/v1/patients/{pid}/versions/99999999999"),
+                     c.post(f"/api/v1/patients/{pid}/assessments",
+                            params={"version": 99999999999}),
+                     c.post("/api/v1/patients", content=b'{"id": "\\ud800", "episodes": []}',
+                            headers={"Content-Type": "application/json"}),
+                     c.post("/api/v1/tokens", json={"name": "a\x00b", "password": "x"})):
+            assert 400 <= resp.status_code < 500, resp.text
+    with service.client("root") as c:
+        assert c.get("/api/v1/audit", params={"outcome": 99999999999}).status_code == 400

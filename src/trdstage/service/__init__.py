@@ -21,6 +21,11 @@ Entry points for the parts built on it (CDS Hooks in `service/cds/`, the web app
   `issue_token`, dependencies `current_principal` / `current_account`, `require_role(...)`,
   and the annotated shortcuts `Clinician`, `Admin`, `DbSession`; `refuse(...)` records a
   refusal and returns the Problem to raise.
+- `store`: patients and assessments as session operations, scoped to the owning account
+  (`create_patient`, `update_patient`, `find_patient`, `list_patients`, `version_of`,
+  `assess_patient`, `find_assessment`, `list_assessments`), body parsing (`read_body`,
+  `read_input`: JSON, FHIR JSON or YAML), `bundled_policy`, `knowledge_version`.
+  `fhir_out.results_bundle` is the FHIR results Bundle with its Provenance.
 - `problems.Problem(status, detail, where=)`: raise it; it becomes an RFC 9457 problem
   document (or a FHIR OperationOutcome when the request speaks FHIR).
 - `app.create_app(settings) -> FastAPI`: security headers, request id, body limit, CORS,

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
@@ -317,7 +317,8 @@ def list_versions(request: Request, patient_id: str, principal: Clinician,
 @router.get("/patients/{patient_id}/versions/{version}", tags=["patients"],
             response_model=VersionDocument, summary="One version of a patient",
             responses=responses(403, 404))
-def read_version(request: Request, patient_id: str, version: int, principal: Clinician,
+def read_version(request: Request, patient_id: str,
+                 version: Annotated[int, Path(ge=1, le=2_147_483_647)], principal: Clinician,
                  session: DbSession) -> VersionDocument:
     patient = _owned(session, request, principal, patient_id, audit.rest("vread"))
     row = store.version_of(session, patient, version)
@@ -447,7 +448,7 @@ def read_audit(
     action: Annotated[str | None, Query(pattern="^[CRUDE]$")] = None,
     subtype: Annotated[str | None, Query(max_length=40, description="e.g. read, create, "
                                          "operation, 110122 (login).")] = None,
-    outcome: Annotated[int | None, Query(description="0, 4, 8 or 12.")] = None,
+    outcome: Annotated[int | None, Query(ge=0, le=12, description="0, 4, 8 or 12.")] = None,
     date_: Annotated[list[str] | None, Query(
         alias="date", description="FHIR date search, repeatable: ge2026-01-01, "
         "lt2026-02-01T12:00:00Z ...")] = None,

@@ -111,6 +111,11 @@ class Guard:
             await send(message)
 
         try:
+            if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+                # No database takes NUL in a text value: refused here, for every route.
+                await _send_problem(scope, send_wrapped, Problem(
+                    400, "the path or query contains a NUL character"))
+                return
             body_receive = await self._read_body(scope, receive, send_wrapped)
             if body_receive is not None:
                 await self.app(scope, body_receive, send_wrapped)

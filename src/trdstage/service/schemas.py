@@ -83,7 +83,7 @@ class AssessmentPage(_Out):
 
 class SignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
     password: str = Field(min_length=1, max_length=1000)
     expires_days: float = Field(default=1, gt=0, le=30,
                                 description="Lifetime of the token (at most 30 days).")

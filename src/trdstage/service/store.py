@@ -48,12 +48,17 @@ def read_body(data: bytes, content_type: str | None, name: str = "body") -> Any:
         raise InputError(name, f"not UTF-8 text ({exc.reason})") from exc
     if media in JSON_TYPES:
         try:
-            return json.loads(text)
+            raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{name}:{exc.lineno}:{exc.colno}",
                              f"malformed JSON: {exc.msg}") from exc
         except RecursionError as exc:
             raise InputError(name, "malformed JSON: nested too deeply") from exc
+        try:  # a \ud800-style escape decodes to text no database can store
+            json.dumps(raw, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(name, "malformed JSON: an unpaired surrogate escape") from exc
+        return raw
     import yaml
 
     try:
