@@ -470,3 +470,30 @@ def test_trdstage_sandbox_command_serves_on_loopback() -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert f"http://127.0.0.1:{port}/ehr/" in err.decode()
+
+
+def test_sandbox_fhir_server(sb: Sandbox) -> None:
+    fhir = sb.client.fhir_base
+    auth = {"Authorization": f"Bearer {sb.fhir.token}"}
+    refused = httpx.get(f"{fhir}/Patient/d1")
+    assert refused.status_code == 401 and refused.json()["resourceType"] == "OperationOutcome"
+    assert httpx.get(f"{fhir}/Patient/d1", headers=auth).json()["id"] == "d1"
+    med = httpx.get(f"{fhir}/Medication/fluoxetine-med-fluoxetine-20", headers=auth).json()
+    assert med["resourceType"] == "Medication"
+    assert httpx.get(f"{fhir}/Patient/nobody", headers=auth).status_code == 404
+    assert httpx.get(f"{fhir}/Account?patient=d1", headers=auth).status_code == 400
+    assert httpx.get(f"{fhir}/Procedure", headers=auth).status_code == 400
+    sb.fhir.page_size = 4
+    url: str | None = f"{fhir}/Procedure?patient=trd-fhir-1"
+    seen = []
+    while url:
+        page = httpx.get(url, headers=auth).json()
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+    assert len(seen) == len(set(seen)) == 10
+    phq9 = httpx.get(f"{fhir}/Observation?patient=trd-fhir-1&code=http://loinc.org|44261-6",
+                     headers=auth).json()
+    assert phq9["total"] == 6
+    sb.fhir.tokens.add("issued-elsewhere")
+    assert httpx.get(f"{fhir}/Patient/d1", headers={
+        "Authorization": "Bearer issued-elsewhere"}).status_code == 200

@@ -115,6 +115,27 @@ def test_a_refused_jwt_is_audited_and_nothing_secret_is_stored(
     assert sb.fhir.token not in blob and bad not in blob and "eyJ" not in blob
 
 
+def test_a_replayed_jti_is_refused_through_the_database(
+        wired: tuple[Sandbox, Database, str]) -> None:
+    """The jti store is the database: every server process sharing it refuses a replay."""
+    sb, db, _ = wired
+    url = f"{sb.base_url}/cds-services/{STAGING}"
+    token = sb.client.token(url)
+    body = sb.client.request("patient-view", "d1", prefetch_templates(), "full")
+    assert post(sb, STAGING, body, token=token).status_code == 200
+    assert post(sb, STAGING, body, token=token).status_code == 401
+    from trdstage.service.cds.sql import CdsJti, SqlReplayCache
+
+    with db.session() as s:
+        assert s.scalars(select(CdsJti)).first() is not None
+    other = SqlReplayCache(db)  # another process's view of the same database
+    import jwt
+
+    jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert other.add(sb.client.iss, jti, 4_000_000_000.0) is False
+    assert other.add(sb.client.iss, "fresh-" + jti, 4_000_000_000.0) is True
+
+
 def test_cds_settings_errors_name_the_key() -> None:
     with pytest.raises(SettingsError, match=r"\[cds\] clients\[0\]"):
         cds_settings({"clients": [{"iss": "x"}]})
@@ -140,3 +161,20 @@ def test_cors_for_configured_origins(tmp_path: Path) -> None:
         assert "authorization" in ok.headers["access-control-allow-headers"].lower()
         other = httpx.options(target, headers={**headers, "Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_shipped_migrations_create_the_cds_tables(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from trdstage.service.db import make_engine
+    from trdstage.service.models import Base
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    migrate(url)
+    engine = make_engine(url)
+    with engine.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}),
+                                Base.metadata)
+    engine.dispose()
+    assert diff == []

@@ -32,9 +32,10 @@ def cds_settings(raw: dict[str, Any], source: str = "[cds]") -> Any:
 
 
 def install(app: FastAPI, settings: Settings) -> None:
+    from trdstage.service.cds.auth import Verifier
     from trdstage.service.cds.reports import PATH, reports_router
     from trdstage.service.cds.router import install_cds
-    from trdstage.service.cds.sql import SqlStore
+    from trdstage.service.cds.sql import SqlReplayCache, SqlStore
     from trdstage.service.settings import SettingsError
 
     cds = cds_settings(settings.cds)
@@ -45,5 +46,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         raise SettingsError("[cds] cors_origins: list them in [server] cors_origins too (the "
                             "service's CORS answers first)")
     store = SqlStore(app.state.db)
-    install_cds(app, settings.server.public_url, cds, store, report_url="{base}" + PATH)
+    verifier = Verifier(cds, replay=SqlReplayCache(app.state.db))
+    install_cds(app, settings.server.public_url, cds, store, verifier=verifier,
+                report_url="{base}" + PATH)
     app.include_router(reports_router())

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
@@ -41,6 +41,11 @@ class Caller:
     tenant: str | None
     jti: str
     sub: str | None
+
+
+class Replay(Protocol):
+    def add(self, iss: str, jti: str, until: float) -> bool:
+        """Record the jti; False when it was already recorded and has not expired."""
 
 
 class ReplayCache:
@@ -126,10 +131,10 @@ def _find(jwks: dict[str, Any], kid: str) -> dict[str, Any] | None:
 
 class Verifier:
     def __init__(self, settings: CdsSettings, jwks: JwksCache | None = None,
-                 replay: ReplayCache | None = None) -> None:
+                 replay: Replay | None = None) -> None:
         self.settings = settings
         self.jwks = jwks or JwksCache(settings.jwks_cache_s, settings.jwks_timeout_s)
-        self.replay = replay or ReplayCache()
+        self.replay: Replay = replay or ReplayCache()
 
     async def verify(self, authorization: str | None, audience: str) -> Caller:
         if not authorization or not authorization.startswith("Bearer "):

@@ -8,10 +8,13 @@ called, not a trdstage patient.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, Date, Float, ForeignKey, Integer, String, Text, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from trdstage.domain.results import Assessment
@@ -64,6 +67,44 @@ class CdsFeedback(Base):
     comment: Mapped[str | None] = mapped_column(Text, default=None)
     outcome_timestamp: Mapped[str] = mapped_column(String(40))
     created: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CdsJti(Base):
+    """JWT ids seen (SHA-256 of iss and jti), kept until the token expires: a replay is refused
+    by every server process sharing the database, and after a restart."""
+
+    __tablename__ = "cds_jti"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires: Mapped[float] = mapped_column(Float, index=True)
+
+
+class SqlReplayCache:
+    PURGE_EVERY = 500
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.calls = 0
+
+    def add(self, iss: str, jti: str, until: float) -> bool:
+        digest = hashlib.sha256(f"{iss}\n{jti}".encode()).hexdigest()
+        now = time.time()
+        self.calls += 1
+        with self.db.session() as session:
+            if self.calls % self.PURGE_EVERY == 1:
+                session.execute(delete(CdsJti).where(CdsJti.expires < now))
+            row = session.get(CdsJti, digest)
+            if row is not None and row.expires > now:
+                return False
+            if row is None:
+                session.add(CdsJti(digest=digest, expires=until))
+            else:
+                row.expires = until
+            try:
+                session.commit()
+            except IntegrityError:  # the same jti, at the same moment, in another process
+                return False
+        return True
 
 
 KINDS = {"cds.discovery": (audit.rest("capabilities"), audit.Action.read),

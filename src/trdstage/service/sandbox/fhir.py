@@ -83,6 +83,14 @@ class FhirSandbox:
     delay_s: float = 0.0
     failing: set[str] = field(default_factory=set)  # resource types answered with HTTP 500
     requests: list[str] = field(default_factory=list)  # paths asked for (tests)
+    tokens: set[str] = field(default_factory=set)  # more accepted tokens (e.g. issued by a
+    # SMART authorization server mounted beside the sandbox)
+
+    def accepts(self, authorization: str | None) -> bool:
+        if not self.token and not self.tokens:
+            return True
+        given = (authorization or "").removeprefix("Bearer ")
+        return bool(given) and (given == self.token or given in self.tokens)
 
     def resource(self, rtype: str, rid: str) -> dict[str, Any] | None:
         for found in self.patients.values():
@@ -153,7 +161,7 @@ async def _guard(data: FhirSandbox, request: Request, rtype: str) -> JSONRespons
     data.requests.append(request.url.path)
     if data.delay_s:
         await asyncio.sleep(data.delay_s)
-    if data.token and request.headers.get("authorization") != f"Bearer {data.token}":
+    if not data.accepts(request.headers.get("authorization")):
         return _send(401, outcome("login", "a valid bearer token is required"))
     if rtype in data.failing:
         return _send(500, outcome("exception", "the sandbox was told to fail"))

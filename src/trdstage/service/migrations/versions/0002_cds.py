@@ -1,4 +1,4 @@
-"""CDS Hooks: issued cards, the assessments behind them, feedback
+"""CDS Hooks: issued cards, the assessments behind them, feedback, JWT ids seen
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "cds_jti",
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("expires", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("digest"),
+    )
+    with op.batch_alter_table("cds_jti", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_cds_jti_expires"), ["expires"], unique=False)
     op.create_table(
         "cds_assessment",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -84,6 +92,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("cds_jti", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_cds_jti_expires"))
+    op.drop_table("cds_jti")
     with op.batch_alter_table("cds_feedback", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_cds_feedback_card_uuid"))
 
