@@ -211,12 +211,15 @@ def sandbox(
     service: Annotated[str | None, typer.Option(
         "--service", help="Call this CDS service (e.g. a `trdstage serve`) instead of the one "
         "the sandbox runs.")] = None,
+    app_url: Annotated[str | None, typer.Option(
+        "--app-url", help="A `trdstage serve` whose web app the charts open by SMART App "
+        "Launch (e.g. http://127.0.0.1:8080).")] = None,
 ) -> None:
     """A test EHR on 127.0.0.1: synthetic patients over FHIR, a CDS Hooks client and pages that
     show the cards (docs/cds-hooks.md)."""
     from trdstage.service.sandbox.run import run
 
-    run(port, service)
+    run(port, service, app_url)
 
 
 def main() -> None:  # pragma: no cover - console entry point

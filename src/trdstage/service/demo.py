@@ -65,6 +65,7 @@ def seed_demo(settings: Settings, *, explicit_database: bool = False) -> Setting
         f"  database {make_url(url).render_as_string(hide_password=True)} "
         f"with {len(ids)} demo patients\n"
         f"  account {DEMO_ACCOUNT!r} (admin), password {password}\n"
+        f"  web app: {base}/app/ (sign in as {DEMO_ACCOUNT!r} with that password)\n"
         f"  API token (7 days): {token}\n"
         f"  try: curl -s -H 'Authorization: Bearer {token}' -H 'Content-Type: "
         f"application/fhir+json' --data-binary @{example} '{base}/api/v1/assess?"

@@ -60,6 +60,7 @@ class Sandbox:
     store: MemoryStore = field(default_factory=MemoryStore)
     app: FastAPI = field(default_factory=FastAPI)
     last: dict[str, Any] = field(default_factory=dict)
+    smart: Any = None  # the SMART authorization server (sandbox_smart), when an app is registered
 
     def client_settings(self) -> CdsSettings:
         return CdsSettings(clients=[CdsClient(iss=self.client.iss,
@@ -153,7 +154,9 @@ def ehr_router(sb: Sandbox) -> APIRouter:
         status, data = await sb.call(STAGING, body)
         options = "".join(f"<option>{html.escape(d)}</option>" for d in ORDERS)
         e = html.escape
-        return _page(f"Patient {pid}", f"<h1>Patient {e(pid)}</h1><h2>patient-view</h2>"
+        launch = (f"<p><a href='/ehr/launch?patient={e(pid)}'>Open trdstage for this patient"
+                  "</a> (SMART App Launch)</p>" if sb.smart is not None else "")
+        return _page(f"Patient {pid}", f"<h1>Patient {e(pid)}</h1>{launch}<h2>patient-view</h2>"
                      + _cards(STAGING, pid, status, data)
                      + f"<h2>Order a drug</h2><form method=post action='/ehr/patients/{e(pid)}"
                      f"/order'><label>Drug <select name=drug>{options}</select></label> "
@@ -208,9 +211,12 @@ def _now() -> str:
 
 
 def build_sandbox(base_url: str, service_url: str | None = None,
-                  fhir: FhirSandbox | None = None, **cds: Any) -> Sandbox:
+                  fhir: FhirSandbox | None = None, app_url: str | None = None,
+                  **cds: Any) -> Sandbox:
     """The sandbox app for a server at `base_url` (loopback). With `service_url` the pages call
-    that CDS service instead of the one mounted here."""
+    that CDS service instead of the one mounted here. With `app_url` (a `trdstage serve`), a
+    SMART authorization server registers the web app there (client `SMART_CLIENT_ID`) and each
+    chart links to an EHR launch of it."""
     base = base_url.rstrip("/")
     data = fhir or FhirSandbox(token=secrets.token_urlsafe(24))
     client = CdsClientSim(iss=f"{base}/ehr", jwks_url=f"{base}/ehr/.well-known/jwks.json",
@@ -227,4 +233,19 @@ def build_sandbox(base_url: str, service_url: str | None = None,
 
     if service_url is None:
         install_cds(sb.app, base, sb.client_settings(), sb.store, **cds)
+    if app_url:
+        from trdstage.service.sandbox_smart import Client, SmartSandbox, attach
+
+        app = app_url.rstrip("/")
+        sb.smart = SmartSandbox(base, patients=data.patients, static_token=data.token)
+        sb.smart.clients[SMART_CLIENT_ID] = Client(SMART_CLIENT_ID, SMART_CLIENT_SECRET,
+                                                   f"{app}/app/smart/callback",
+                                                   f"{app}/app/launch")
+        attach(sb.app, sb.smart)
     return sb
+
+
+# The web app's registration in the sandbox: loopback and synthetic data only, so a fixed,
+# documented secret (docs/app.md) that a `trdstage serve` config can name.
+SMART_CLIENT_ID = "trdstage"
+SMART_CLIENT_SECRET = "sandbox-only-secret"  # noqa: S105 - a test EHR on loopback
