@@ -4,7 +4,9 @@ events in the service's tables."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -88,3 +90,79 @@ def test_admin_audit_trail_and_export(service: tuple[TestClient, Database]) -> N
     Bundle.model_validate(bundle)
     assert bundle["total"] >= 2
     assert client.get("/app/admin/audit").status_code == 403
+
+
+def _fails(call: Callable[[], Any]) -> bool:
+    """The request failed on the server (500, or the error itself through the test client)."""
+    try:
+        return bool(call().status_code == 500)
+    except RuntimeError as exc:
+        return "audit store down" in str(exc)
+
+
+def test_a_saved_version_and_its_audit_event_are_one_transaction(
+        service: tuple[TestClient, Database], monkeypatch: pytest.MonkeyPatch) -> None:
+    from trdstage.service import audit
+    from trdstage.service.models import Assessment, Patient, VersionSource
+
+    client, db = service
+    assert _sign_in(client) == 303
+    form = client.get("/app/patients/new")
+    real = audit.record
+
+    def failing(session: object, **kwargs: object) -> AuditEvent:
+        if kwargs["kind"] in (audit.rest("create"), audit.rest("read")):
+            raise RuntimeError("audit store down")
+        return real(session, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(audit, "record", failing)
+    assert _fails(lambda: client.post("/app/patients/form",
+                                      data=history_form(csrf_of(form.text))))
+    with db.session() as s:  # the save rolled back with its event
+        assert s.query(Patient).count() == 0
+        assert s.query(PatientVersion).count() == 0
+        assert s.query(VersionSource).count() == 0
+    monkeypatch.setattr(audit, "record", real)
+    r = client.post("/app/patients/form", data=history_form(csrf_of(form.text)),
+                    follow_redirects=False)
+    key = r.headers["location"].rsplit("/", 1)[1]
+    with db.session() as s:
+        version = s.query(PatientVersion).filter_by(patient_id=key).one()
+        created = s.query(AuditEvent).filter_by(patient_id=key, subtype_code="create").one()
+        assert created.query == "version 1" and created.recorded >= version.created
+    monkeypatch.setattr(audit, "record", failing)
+    assert _fails(lambda: client.get(f"/app/patients/{key}"))  # a page view: its read event
+    with db.session() as s:  # ... and the assessment it would have stored, neither kept
+        assert s.query(Assessment).filter_by(patient_id=key).count() == 0
+    monkeypatch.setattr(audit, "record", real)
+    assert client.get(f"/app/patients/{key}").status_code == 200
+    with db.session() as s:
+        assert s.query(Assessment).filter_by(patient_id=key).count() == 1
+        assert s.query(AuditEvent).filter_by(patient_id=key, subtype_code="read").count() == 1
+
+
+def test_the_data_used_of_an_upload_survives_a_restart(service: tuple[TestClient, Database]
+                                                       ) -> None:
+    client, db = service
+    _sign_in(client)
+    page = client.get("/app/import")
+    bundle = (Path(__file__).parents[1] / "src" / "trdstage" / "examples" / "fhir"
+              / "trd-fhir-example.json").read_bytes()
+    r = client.post("/app/import", data={"csrf": csrf_of(page.text)},
+                    files={"file": ("bundle.json", bundle, "application/fhir+json")},
+                    follow_redirects=False)
+    url = r.headers["location"]
+    first = client.get(url).text
+    section = first[first.index('id="data-used"'):]
+    assert "a FHIR Bundle file" in section and "Read but not used, or changed, and why" in section
+    settings = settings_from_mapping({"server": {"database": db.url}})
+    fresh_db = Database(db.url)
+    try:  # a new app on the same database: nothing kept in memory
+        with TestClient(create_app(settings, fresh_db), base_url="https://testserver") as again:
+            assert _sign_in(again) == 303
+            later = again.get(url).text
+    finally:
+        fresh_db.dispose()
+    assert later[later.index('id="data-used"'):].split("</section>")[0] == \
+        section.split("</section>")[0]
+    assert "MedicationRequest/" in section or "MedicationStatement/" in section

@@ -120,6 +120,19 @@ class PatientVersion(Base):
     patient: Mapped[Patient] = relationship(back_populates="versions")
 
 
+class VersionSource(Base):
+    """Where a version stored by the web app came from, and what it read: `origin` (form,
+    native-upload, fhir-upload, smart) and `data_used` (the FHIR references read per kind,
+    the notices naming what was ignored or changed and why, when and from where)."""
+
+    __tablename__ = "patient_version_source"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("patient_version.id"),
+                                            primary_key=True)
+    origin: Mapped[str] = mapped_column(String(20))
+    data_used: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 class Assessment(Base):
     __tablename__ = "assessment"
 

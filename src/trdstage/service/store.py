@@ -198,10 +198,17 @@ def assess_patient(session: Session, author: Account, patient: Patient, *, as_of
         raise InputError("version", f"patient has no version {version}")
     domain = native_patient(row.document, f"Patient/{patient.id} version {row.version}")
     result = assessing.run(domain, as_of=as_of, policy=policy)
-    stored = Assessment(patient_id=patient.id, patient_version=row.version, as_of=as_of,
-                        policy=policy.name, trdstage_version=trdstage_version(),
-                        knowledge_version=knowledge_version(),
-                        result=result.model_dump(mode="json"), author_id=author.id)
+    return add_assessment(session, author, patient.id, row.version, as_of=as_of,
+                          policy=policy.name, result=result.model_dump(mode="json"))
+
+
+def add_assessment(session: Session, author: Account, patient_id: str, version: int, *,
+                   as_of: date, policy: str, result: dict[str, Any]) -> Assessment:
+    """Store a result (the JSON contract) computed for one version of a patient."""
+    stored = Assessment(patient_id=patient_id, patient_version=version, as_of=as_of,
+                        policy=policy, trdstage_version=trdstage_version(),
+                        knowledge_version=knowledge_version(), result=result,
+                        author_id=author.id)
     session.add(stored)
     session.flush()
     return stored

@@ -3,6 +3,10 @@
 `WebBackend` is the seam; the service's database implements it (`service.webapp.store`), and
 `MemoryBackend` keeps everything in memory for tests of the pages alone. Patient documents are
 native patient mappings (the `trdstage assess` file format), stored whole per version.
+
+Every write carries its audit event and the backend stores both together (one transaction in
+the database): a saved version with the event naming it, an assessment with the read or
+download that made it, a checklist's ticks with one event each.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
@@ -69,23 +74,33 @@ class WebBackend(Protocol):
         """The account `name`, created without a password if new (SMART users)."""
         ...
     def save_patient(self, owner: str, key: str | None, document: dict[str, Any],
-                     origin: str, data_used: dict[str, Any] | None = None
-                     ) -> PatientVersion: ...
+                     origin: str, data_used: dict[str, Any] | None = None, *,
+                     event: SavedEvent | None = None) -> PatientVersion:
+        """A new version (a new patient when `key` is None), with `event(saved)` audited in
+        the same transaction."""
+        ...
     def patient(self, owner: str, key: str, version: int | None = None
                 ) -> PatientVersion | None: ...
     def versions(self, owner: str, key: str) -> list[PatientVersion]: ...
     def search_patients(self, owner: str, text: str, limit: int = 50
                         ) -> list[PatientVersion]: ...
     def record_assessment(self, owner: str, entry: AssessmentEntry,
-                          result: dict[str, Any]) -> None: ...
+                          result: dict[str, Any], event: AuditEntry | None = None) -> None:
+        """Store a result with the audit event of the request that made it, together."""
+        ...
     def recent_assessments(self, owner: str, limit: int = 20) -> list[AssessmentEntry]: ...
-    def audit(self, event: AuditEntry) -> None: ...
+    def audit(self, *events: AuditEntry) -> None:
+        """Record the events together (all or none)."""
+        ...
     def audit_trail(self, who: str = "", what: str = "", action: str = "",
                     since: date | None = None, limit: int = 500) -> list[AuditEntry]: ...
     def audit_export(self, who: str = "", what: str = "", action: str = "",
                      since: date | None = None) -> dict[str, Any]:
         """The trail (filtered as audit_trail) as a FHIR R4 Bundle of AuditEvents."""
         ...
+
+
+SavedEvent = Callable[[PatientVersion], AuditEntry]
 
 
 def now() -> datetime:
@@ -122,8 +137,8 @@ class MemoryBackend:
             return Account(name, self._users[name][1])
 
     def save_patient(self, owner: str, key: str | None, document: dict[str, Any],
-                     origin: str, data_used: dict[str, Any] | None = None
-                     ) -> PatientVersion:
+                     origin: str, data_used: dict[str, Any] | None = None, *,
+                     event: SavedEvent | None = None) -> PatientVersion:
         with self._lock:
             if key is None or key not in self._patients:
                 key = key or secrets.token_hex(6)
@@ -132,6 +147,8 @@ class MemoryBackend:
             saved = PatientVersion(key, len(versions) + 1, document, now(), owner, origin,
                                    data_used or {})
             versions.append(saved)
+            if event is not None:
+                self._audit.append(event(saved))
             return saved
 
     def _mine(self, owner: str, key: str) -> list[PatientVersion]:
@@ -156,16 +173,18 @@ class MemoryBackend:
         return sorted(found, key=lambda v: v.label)[:limit]
 
     def record_assessment(self, owner: str, entry: AssessmentEntry,
-                          result: dict[str, Any]) -> None:
+                          result: dict[str, Any], event: AuditEntry | None = None) -> None:
         with self._lock:
             self._assessments.append((owner, entry))
+            if event is not None:
+                self._audit.append(event)
 
     def recent_assessments(self, owner: str, limit: int = 20) -> list[AssessmentEntry]:
         return [e for o, e in reversed(self._assessments) if o == owner][:limit]
 
-    def audit(self, event: AuditEntry) -> None:
+    def audit(self, *events: AuditEntry) -> None:
         with self._lock:
-            self._audit.append(event)
+            self._audit.extend(events)
 
     def audit_trail(self, who: str = "", what: str = "", action: str = "",
                     since: date | None = None, limit: int = 500) -> list[AuditEntry]:

@@ -42,6 +42,7 @@ from trdstage.service.webapp.backend import (
     AssessmentEntry,
     AuditEntry,
     PatientVersion,
+    SavedEvent,
     WebBackend,
     now,
 )
@@ -153,12 +154,26 @@ class WebApp:
                                 "the page and try again")
         return [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
 
-    def audit(self, request: Request, session: Session | None, action: str, what: str,
-              outcome: str = "success", detail: str = "") -> None:
-        self.backend.audit(AuditEntry(
+    def entry(self, request: Request, session: Session | None, action: str, what: str,
+              outcome: str = "success", detail: str = "") -> AuditEntry:
+        return AuditEntry(
             at=now(), who=session.account if session and session.account else "anonymous",
             action=action, what=what, outcome="success" if outcome == "success" else "failure",
-            detail=detail, source=request.client.host if request.client else ""))
+            detail=detail, source=request.client.host if request.client else "")
+
+    def audit(self, request: Request, session: Session | None, action: str, what: str,
+              outcome: str = "success", detail: str = "") -> None:
+        self.backend.audit(self.entry(request, session, action, what, outcome, detail))
+
+    def saved_event(self, request: Request, session: Session, action: str = "",
+                    detail: str = "") -> SavedEvent:
+        """The audit event of a saved version (create or update unless `action` is given),
+        written by the backend in the save's transaction."""
+        def event(saved: PatientVersion) -> AuditEntry:
+            verb = action or ("create" if saved.version == 1 else "update")
+            return self.entry(request, session, verb, f"Patient/{saved.local_id}",
+                              detail=f"{detail}version {saved.version}")
+        return event
 
     # ------------------------------------------------------------------ patients
     def stored(self, session: Session, key: str, version: int | None = None
@@ -168,8 +183,9 @@ class WebApp:
             raise HTTPException(404, "no such patient or version")
         return stored
 
-    def assessed(self, request: Request, session: Session, stored: PatientVersion,
-                 as_of: date, policy: str) -> tuple[Patient, Assessment]:
+    def assessed(self, stored: PatientVersion, as_of: date, policy: str
+                 ) -> tuple[Patient, Assessment]:
+        """The stored version assessed (nothing stored yet: `keep` stores it)."""
         try:
             patient = views.patient_of(stored.document, today=max(as_of, date.today()))
             result = views.run(patient, as_of, policy)
@@ -178,12 +194,18 @@ class WebApp:
         ignored = [Notice.model_validate(n) for n in stored.data_used.get("ignored", [])]
         if ignored:
             result = result.model_copy(update={"warnings": [*ignored, *result.warnings]})
-        entry = AssessmentEntry(id=secrets.token_hex(8), local_id=stored.local_id,
-                                version=stored.version, as_of=as_of, policy=policy,
-                                summary=views.one_line(result), at=now(), by=session.account)
-        self.backend.record_assessment(session.account, entry,
-                                       json.loads(render_json(result)))
         return patient, result
+
+    def keep(self, request: Request, session: Session, stored: PatientVersion,
+             result: Assessment, action: str, detail: str) -> None:
+        """Store the assessment with the audit event of the request that showed it."""
+        entry = AssessmentEntry(id=secrets.token_hex(8), local_id=stored.local_id,
+                                version=stored.version, as_of=result.as_of,
+                                policy=result.policy, summary=views.one_line(result), at=now(),
+                                by=session.account)
+        self.backend.record_assessment(
+            session.account, entry, json.loads(render_json(result)),
+            self.entry(request, session, action, f"Patient/{stored.local_id}", detail=detail))
 
 
 def _as_of(value: str | None) -> date:
@@ -376,9 +398,8 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
                             "its history, or choose another id"}
         if patient is None or errors:
             return _form_page(request, session, doc, mode, errors, status=422, key=key)
-        saved = backend.save_patient(session.account, key or None, _json_ready(doc), "form")
-        web.audit(request, session, "create" if saved.version == 1 else "update",
-                  f"Patient/{saved.local_id}", detail=f"version {saved.version}")
+        saved = backend.save_patient(session.account, key or None, _json_ready(doc), "form",
+                                     event=web.saved_event(request, session))
         session.flash = f"Saved version {saved.version} of {label}."
         return web.redirect(f"/app/patients/{quote(saved.local_id)}")
 
@@ -413,11 +434,9 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
             return web.page(request, "import.html.j2", session, status=422, error=str(exc))
         label = str(doc.get("id") or "patient")
         same = _by_label(session, label)
-        saved = backend.save_patient(session.account, same.local_id if same else None, doc,
-                                     origin, used)
-        web.audit(request, session, "create" if saved.version == 1 else "update",
-                  f"Patient/{saved.local_id}",
-                  detail=f"import ({origin}), version {saved.version}")
+        saved = backend.save_patient(
+            session.account, same.local_id if same else None, doc, origin, used,
+            event=web.saved_event(request, session, detail=f"import ({origin}), "))
         session.flash = f"Imported {name} as version {saved.version} of {label}."
         return web.redirect(f"/app/patients/{quote(saved.local_id)}")
 
@@ -428,9 +447,9 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         session = web.session(request)
         stored = web.stored(session, local_id, version)
         when, chosen = _as_of(as_of), _policy(policy, settings.default_policy)
-        patient, result = web.assessed(request, session, stored, when, chosen)
-        web.audit(request, session, "read", f"Patient/{local_id}",
-                  detail=f"version {stored.version}, assessed as of {when}, policy {chosen}")
+        patient, result = web.assessed(stored, when, chosen)
+        web.keep(request, session, stored, result, "read",
+                 f"version {stored.version}, assessed as of {when}, policy {chosen}")
         timeline, symptom = views.chart_uris(patient, result)
         checks = _checks(local_id)
         readings = sorted(patient.current_episode(when).ratings, key=lambda x: x.date)
@@ -466,10 +485,9 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         marked = {v for k, v in fields if k == "checked"}
         shown = {v for k, v in fields if k == "item"}
         before = set(_checks(local_id))
-        for item in sorted(shown):
-            if (item in marked) != (item in before):
-                web.audit(request, session, "checklist", f"Patient/{local_id}",
-                          detail=f"{item} {'checked' if item in marked else 'unchecked'}")
+        backend.audit(*(web.entry(request, session, "checklist", f"Patient/{local_id}",
+                                  detail=f"{item} {'checked' if item in marked else 'unchecked'}")
+                        for item in sorted(shown) if (item in marked) != (item in before)))
         session.flash = "Checklist saved."
         return web.redirect(f"/app/patients/{quote(local_id)}?"
                             + _query(stored, values.get("policy", ""),
@@ -492,7 +510,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         session = web.session(request)
         stored = web.stored(session, local_id, version)
         when, chosen = _as_of(as_of), _policy(policy, settings.default_policy)
-        patient, result = web.assessed(request, session, stored, when, chosen)
+        patient, result = web.assessed(stored, when, chosen)
         choices = views.plan_choices(result)
         picked = next((c for c in choices if f"{c.option}:{c.agent}" == choice), None)
         if picked is None:
@@ -501,8 +519,8 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         n_weeks = _number(weeks, "weeks", min_weeks, 1, 104)
         mg = _number(dose, "dose", picked.dose_mg, 0.001, 10_000)
         result_plan = views.plan_failed_trial(patient, result, picked, int(n_weeks), mg, chosen)
-        web.audit(request, session, "read", f"Patient/{local_id}",
-                  detail=f"plan {picked.option} {picked.agent} (not stored)")
+        web.keep(request, session, stored, result, "read",
+                 f"plan {picked.option} {picked.agent} (not stored)")
         return web.page(request, "plan.html.j2", session, stored=stored, plan=result_plan,
                         rows=_side_by_side(result_plan.before, result_plan.after),
                         policy=chosen, as_of=when.isoformat(),
@@ -517,7 +535,7 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         session = web.session(request)
         stored = web.stored(session, local_id, version)
         when, chosen = _as_of(as_of), _policy(policy, settings.default_policy)
-        patient, result = web.assessed(request, session, stored, when, chosen)
+        patient, result = web.assessed(stored, when, chosen)
         audience: Literal["clinician", "patient"] = ("patient" if kind == "summary"
                                                      else "clinician")
         filename = f"trdstage-{kind}-{_safe_name(stored.label)}-{when.isoformat()}.{ext}"
@@ -532,8 +550,8 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
             body, media = render_pdf(patient, result, audience), "application/pdf"
         else:
             raise HTTPException(404)
-        web.audit(request, session, "download", f"Patient/{local_id}",
-                  detail=f"{kind}.{ext}, version {stored.version}, as of {when}")
+        web.keep(request, session, stored, result, "download",
+                 f"{kind}.{ext}, version {stored.version}, as of {when}")
         response = Response(body, media_type=media, headers={
             "Content-Disposition": f'attachment; filename="{filename}"'})
         web.headers(response)
@@ -597,10 +615,11 @@ def create_router(backend: WebBackend, settings: WebSettings | None = None) -> A
         label = f"{token['patient']}@{_host(pending.ehr.iss)}"
         doc = _patient_document(read.patient.model_copy(update={"id": label}))
         same = _by_label(session, label)
-        saved = backend.save_patient(user, same.local_id if same else None, doc, "smart",
-                                     _fhir_used(read, pending.ehr.iss))
-        web.audit(request, session, "smart-launch", f"Patient/{saved.local_id}",
-                  detail=f"read from {pending.ehr.label}, version {saved.version}")
+        saved = backend.save_patient(
+            user, same.local_id if same else None, doc, "smart",
+            _fhir_used(read, pending.ehr.iss),
+            event=web.saved_event(request, session, "smart-launch",
+                                  f"read from {pending.ehr.label}, "))
         return web.redirect(f"/app/patients/{quote(saved.local_id)}", session, request)
 
     return router

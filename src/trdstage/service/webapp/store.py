@@ -1,13 +1,14 @@
 """The web app's backend on the service's database: its accounts, patients, assessments and
 audit trail (trdstage.service.models), so that the app and the REST API see the same records.
 
-Each call is one committed transaction. What a SMART launch or an upload read (FHIR references,
-what was ignored) is kept in memory per stored version, beside the database.
+Each call is one committed transaction, holding a write and its audit event together (the
+service's `store` and `audit.record` on one session, as the REST API does). Where each version
+came from and what a SMART launch or an upload read (FHIR references, what was ignored and
+why) is stored beside the version (`VersionSource`).
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -19,7 +20,7 @@ from trdstage.service.auth import verify_password
 from trdstage.service.db import Database
 from trdstage.service.models import Account as AccountRow
 from trdstage.service.models import Assessment as AssessmentRow
-from trdstage.service.models import AuditEvent, Patient
+from trdstage.service.models import AuditEvent, Patient, VersionSource
 from trdstage.service.models import PatientVersion as VersionRow
 from trdstage.service.webapp.backend import (
     Account,
@@ -27,6 +28,7 @@ from trdstage.service.webapp.backend import (
     AuditEntry,
     PatientVersion,
     Role,
+    SavedEvent,
 )
 
 WEBAPP = "urn:trdstage:webapp"
@@ -53,8 +55,6 @@ def _kind(action: str) -> tuple[service_audit.Kind, service_audit.Action]:
 class DatabaseBackend:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._used: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
-        self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- accounts
     def verify_password(self, name: str, password: str) -> Account | None:
@@ -86,18 +86,19 @@ class DatabaseBackend:
             return Account(row.name, _role(row.role))
 
     # ---------------------------------------------------------------- patients
-    def _version(self, row: VersionRow, author: str) -> PatientVersion:
-        origin, used = self._used.get((row.patient_id, row.version), ("", {}))
+    def _version(self, s: Any, row: VersionRow, author: str) -> PatientVersion:
+        source = s.get(VersionSource, row.id)
+        origin, used = (source.origin, dict(source.data_used)) if source else ("api", {})
         return PatientVersion(row.patient_id, row.version, dict(row.document), row.created,
-                              author, origin or ("form" if not used else "import"), used)
+                              author, origin, used)
 
     def _author(self, s: Any, account_id: int) -> str:
         row = s.get(AccountRow, account_id)
         return row.name if row is not None else ""
 
     def save_patient(self, owner: str, key: str | None, document: dict[str, Any],
-                     origin: str, data_used: dict[str, Any] | None = None
-                     ) -> PatientVersion:
+                     origin: str, data_used: dict[str, Any] | None = None, *,
+                     event: SavedEvent | None = None) -> PatientVersion:
         with self.db.session() as s:
             account = self._row(s, owner)
             patient = store.find_patient(s, account, key) if key else None
@@ -108,10 +109,14 @@ class DatabaseBackend:
                 row = store.update_patient(s, patient, account, document)
             if row is None:  # pragma: no cover - create_patient always writes version 1
                 raise LookupError(f"patient {patient.id} has no version")
+            s.add(VersionSource(version_id=row.id, origin=origin[:20],
+                                data_used=data_used or {}))
+            s.flush()
+            saved = self._version(s, row, owner)
+            if event is not None:
+                self._record(s, event(saved))
             s.commit()
-            with self._lock:
-                self._used[(row.patient_id, row.version)] = (origin, data_used or {})
-            return self._version(row, owner)
+            return saved
 
     def _patient(self, s: Any, owner: str, key: str) -> Patient | None:
         try:
@@ -127,7 +132,7 @@ class DatabaseBackend:
             if patient is None:
                 return None
             row = store.version_of(s, patient, version)
-            return self._version(row, self._author(s, row.author_id)) if row else None
+            return self._version(s, row, self._author(s, row.author_id)) if row else None
 
     def versions(self, owner: str, key: str) -> list[PatientVersion]:
         with self.db.session() as s:
@@ -136,7 +141,7 @@ class DatabaseBackend:
                 return []
             rows = s.scalars(select(VersionRow).where(VersionRow.patient_id == patient.id)
                              .order_by(VersionRow.version))
-            return [self._version(r, self._author(s, r.author_id)) for r in rows]
+            return [self._version(s, r, self._author(s, r.author_id)) for r in rows]
 
     def search_patients(self, owner: str, text: str, limit: int = 50) -> list[PatientVersion]:
         needle = text.strip().lower()
@@ -151,19 +156,18 @@ class DatabaseBackend:
                 row = store.version_of(s, patient)
                 if row is None:
                     continue
-                found = self._version(row, self._author(s, row.author_id))
+                found = self._version(s, row, self._author(s, row.author_id))
                 if not needle or needle in patient.id.lower() or needle in found.label.lower():
                     out.append(found)
         return sorted(out, key=lambda v: v.label)[:limit]
 
     def record_assessment(self, owner: str, entry: AssessmentEntry,
-                          result: dict[str, Any]) -> None:
+                          result: dict[str, Any], event: AuditEntry | None = None) -> None:
         with self.db.session() as s:
-            s.add(AssessmentRow(patient_id=entry.local_id, patient_version=entry.version,
-                                as_of=entry.as_of, policy=entry.policy,
-                                trdstage_version=store.trdstage_version(),
-                                knowledge_version=store.knowledge_version(), result=result,
-                                author_id=self._row(s, owner).id))
+            store.add_assessment(s, self._row(s, owner), entry.local_id, entry.version,
+                                 as_of=entry.as_of, policy=entry.policy, result=result)
+            if event is not None:
+                self._record(s, event)
             s.commit()
 
     def recent_assessments(self, owner: str, limit: int = 20) -> list[AssessmentEntry]:
@@ -191,24 +195,29 @@ class DatabaseBackend:
             return out
 
     # ---------------------------------------------------------------- audit
-    def audit(self, event: AuditEntry) -> None:
-        kind, action = _kind(event.action)
+    def audit(self, *events: AuditEntry) -> None:
         with self.db.session() as s:
-            account = s.scalars(select(AccountRow).where(AccountRow.name == event.who)
-                                ).one_or_none()
-            actor = (service_audit.Actor.of(account) if account is not None
-                     else service_audit.Actor(event.who[:100], "anonymous"))
-            patient = event.what.split("/", 1)[1] if event.what.startswith("Patient/") else None
-            row = service_audit.record(
-                s, actor=actor, kind=kind, action=action,
-                outcome=(service_audit.Outcome.success if event.outcome == "success"
-                         else service_audit.Outcome.minor_failure),
-                patient_id=patient, entity=event.what if event.what and not patient else None,
-                query=event.detail if event.outcome == "success" and event.detail else None,
-                detail=event.detail if event.outcome != "success" else "")
-            row.source_address = event.source[:64]
-            row.path = "/app"
+            for event in events:
+                self._record(s, event)
             s.commit()
+
+    def _record(self, s: Any, event: AuditEntry) -> None:
+        """Add `event` to the session `s` (its commit writes it with the action)."""
+        kind, action = _kind(event.action)
+        account = s.scalars(select(AccountRow).where(AccountRow.name == event.who)
+                            ).one_or_none()
+        actor = (service_audit.Actor.of(account) if account is not None
+                 else service_audit.Actor(event.who[:100], "anonymous"))
+        patient = event.what.split("/", 1)[1] if event.what.startswith("Patient/") else None
+        row = service_audit.record(
+            s, actor=actor, kind=kind, action=action,
+            outcome=(service_audit.Outcome.success if event.outcome == "success"
+                     else service_audit.Outcome.minor_failure),
+            patient_id=patient, entity=event.what if event.what and not patient else None,
+            query=event.detail if event.outcome == "success" and event.detail else None,
+            detail=event.detail if event.outcome != "success" else "")
+        row.source_address = event.source[:64]
+        row.path = "/app"
 
     def _events(self, who: str, what: str, action: str, since: date | None,
                 limit: int) -> Any:
