@@ -128,6 +128,19 @@ def build_cds_router(base_url: str, settings: CdsSettings, store: CdsStore, *,
         store.audit(record)
         return _problem(exc.status, exc.message)
 
+    async def admit(request: Request, service_id: str, path: str,
+                    record: AuditRecord) -> Caller | Response:
+        """The verified caller of a known service, or the answer to send: 404 (audited) for an
+        unknown service, 401 for a refused JWT (audited by `caller`)."""
+        if service_id not in HOOKS:
+            record.outcome, record.status = "failed", 404
+            store.audit(record)
+            return _problem(404, "no such CDS service")
+        who = await caller(request, path, record)
+        if who is None:
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return who
+
     @router.get("/cds-services", summary="CDS Hooks discovery", responses=_responses(401))
     async def get_discovery(request: Request) -> Response:
         record = AuditRecord(action="cds.discovery", outcome="success")
@@ -140,13 +153,9 @@ def build_cds_router(base_url: str, settings: CdsSettings, store: CdsStore, *,
                  responses=_responses(400, 401, 404, 412, 413, 415))
     async def call_service(service_id: str, request: Request) -> Response:
         record = AuditRecord(action="cds.hook", outcome="success", service=service_id[:64])
-        if service_id not in HOOKS:
-            record.outcome, record.status = "failed", 404
-            store.audit(record)
-            return _problem(404, "no such CDS service")
-        who = await caller(request, f"/cds-services/{service_id}", record)
-        if who is None:
-            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        who = await admit(request, service_id, f"/cds-services/{service_id}", record)
+        if isinstance(who, Response):
+            return who
         try:
             body = _parse(m.Request, await _json(request), "request")
             record.hook, record.hook_instance = body.hook, body.hookInstance[:64]
@@ -196,13 +205,9 @@ def build_cds_router(base_url: str, settings: CdsSettings, store: CdsStore, *,
                  responses=_responses(400, 401, 404, 413, 415))
     async def feedback(service_id: str, request: Request) -> Response:
         record = AuditRecord(action="cds.feedback", outcome="success", service=service_id[:64])
-        if service_id not in HOOKS:
-            record.outcome, record.status = "failed", 404
-            store.audit(record)
-            return _problem(404, "no such CDS service")
-        who = await caller(request, f"/cds-services/{service_id}/feedback", record)
-        if who is None:
-            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        who = await admit(request, service_id, f"/cds-services/{service_id}/feedback", record)
+        if isinstance(who, Response):
+            return who
         try:
             body = _parse(m.Feedback, await _json(request), "")
         except _Refused as exc:
